@@ -1,0 +1,176 @@
+"""Helpers for testing code that receives Messages.dev webhooks, from any test suite.
+
+``build_delivery("reaction.added", secret="whsec_test")`` returns a body and headers signed exactly
+as Messages.dev signs them, with realistic sample data unless you pass your own ``data``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets as _random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._events import EVENT_NAMES, Event, parse_event
+from ._signing import sign_webhook
+
+__all__ = ["Delivery", "build_delivery", "new_delivery_id", "sample_data"]
+
+_LINE = "+15551234567"
+_CONTACT = "+15559876543"
+_SENT_AT = 1_767_225_600_000  # 2026-01-01T00:00:00Z in unix milliseconds
+
+_MESSAGE: dict[str, Any] = {
+    "object": "message",
+    "id": "msg_8f14e45fceea167a5a36dedd4bea2543",
+    "chat_id": "cht_c9f0f895fb98ab9159f51fd0297e236d",
+    "guid": "p:0/4F6A2C1E-8B3D-4A57-9E21-7C0D5B3A9F11",
+    "sender": _CONTACT,
+    "text": "Are we still on for 7pm? 🍝",
+    "attachments": [
+        {
+            "filename": "IMG_4021.HEIC",
+            "mime_type": "image/heic",
+            "size": 184_233,
+            "url": "https://files.messages.dev/f_45c48cce2e2d7fbdea1afc51c7c6ad26",
+            "transcription": None,
+        }
+    ],
+    "is_from_me": False,
+    "is_audio_message": False,
+    "reply_to_guid": None,
+    "line_handle": _LINE,
+    "sent_at": _SENT_AT,
+}
+
+_SAMPLES: dict[str, dict[str, Any]] = {
+    "message.received": _MESSAGE,
+    "message.sent": {
+        **_MESSAGE,
+        "id": "msg_d3d9446802a44259755d38e6d163e820",
+        "guid": "p:0/0B8C61D2-3E4F-4C1A-B5D6-9A2E7F3C4B21",
+        "sender": _LINE,
+        "text": "Yes! See you there.",
+        "attachments": [],
+        "is_from_me": True,
+        "reply_to_guid": "p:0/4F6A2C1E-8B3D-4A57-9E21-7C0D5B3A9F11",
+        "sent_at": _SENT_AT + 42_000,
+    },
+    "reaction.added": {
+        "id": "rxn_6512bd43d9caa6e02c990b0a82652dca",
+        "message_id": "msg_d3d9446802a44259755d38e6d163e820",
+        "chat_id": "cht_c9f0f895fb98ab9159f51fd0297e236d",
+        "type": "love",
+        "sender": _CONTACT,
+        "is_from_me": False,
+        "added": True,
+        "sent_at": _SENT_AT + 60_000,
+        "line_handle": _LINE,
+    },
+    "reaction.removed": {
+        "id": "rxn_6512bd43d9caa6e02c990b0a82652dca",
+        "message_id": "msg_d3d9446802a44259755d38e6d163e820",
+        "chat_id": "cht_c9f0f895fb98ab9159f51fd0297e236d",
+        "type": "love",
+        "sender": _CONTACT,
+        "is_from_me": False,
+        "added": False,
+        "sent_at": _SENT_AT + 95_000,
+        "line_handle": _LINE,
+    },
+    "typing.started": {
+        "id": "typ_c20ad4d76fe97759aa27a0c99bff6710",
+        "chat_id": "cht_c9f0f895fb98ab9159f51fd0297e236d",
+        "handle": _CONTACT,
+        "is_typing": True,
+        "updated_at": _SENT_AT + 120_000,
+        "line_handle": _LINE,
+    },
+    "typing.stopped": {
+        "id": "typ_c20ad4d76fe97759aa27a0c99bff6710",
+        "chat_id": "cht_c9f0f895fb98ab9159f51fd0297e236d",
+        "handle": _CONTACT,
+        "is_typing": False,
+        "updated_at": _SENT_AT + 127_000,
+        "line_handle": _LINE,
+    },
+    "receipt.read": {
+        "id": "rcp_aab3238922bcc25a6f606eb525ffdc56",
+        "chat_id": "cht_c9f0f895fb98ab9159f51fd0297e236d",
+        "handle": _CONTACT,
+        "last_read_at": _SENT_AT + 150_000,
+        "synced_at": _SENT_AT + 150_400,
+        "line_handle": _LINE,
+    },
+}
+assert tuple(_SAMPLES) == EVENT_NAMES
+
+
+def sample_data(event: str) -> dict[str, Any]:
+    """Return a fresh copy of realistic ``data`` for a known event name."""
+    try:
+        return copy.deepcopy(_SAMPLES[event])
+    except KeyError:
+        raise ValueError(
+            f"no sample data for {event!r}; pass data=... for events other than "
+            f"{', '.join(EVENT_NAMES)}"
+        ) from None
+
+
+def new_delivery_id() -> str:
+    """Return a fresh delivery id of the form Messages.dev uses (``dlv_`` and 32 hex digits)."""
+    return f"dlv_{_random.token_hex(16)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A signed delivery, ready to POST: ``.body`` (bytes) with ``.headers``."""
+
+    event: str
+    body: bytes
+    headers: dict[str, str] = field(hash=False)
+    signature: str
+    timestamp: int
+    delivery_id: str | None
+
+    def json(self) -> dict[str, Any]:
+        """The body, decoded."""
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+    def parsed(self) -> Event[Any]:
+        """The typed event the receiving side will see."""
+        return parse_event(self.body)
+
+
+def build_delivery(
+    event: str,
+    data: Mapping[str, Any] | None = None,
+    *,
+    secret: str | bytes,
+    timestamp: int | None = None,
+    delivery_id: str | None = None,
+    scheme: Literal["timestamped", "body"] = "timestamped",
+) -> Delivery:
+    """Build a delivery signed exactly as Messages.dev signs it (the official SDK's format).
+
+    ``data=None`` uses realistic sample data for ``event``. ``timestamp`` (unix milliseconds)
+    defaults to now and ``delivery_id`` to a fresh ``dlv_…`` id. ``scheme="body"`` signs the body
+    alone, as the product page's manual snippet checks it.
+    """
+    payload = sample_data(event) if data is None else dict(data)
+    when = int(time.time() * 1000) if timestamp is None else int(timestamp)
+    identifier = new_delivery_id() if delivery_id is None else delivery_id
+    envelope = {"event": event, "data": payload, "timestamp": when, "delivery_id": identifier}
+    # The same bytes JavaScript's JSON.stringify produces: no spaces, UTF-8, no \\u escapes.
+    body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    signature = sign_webhook(secret, when, body, scheme=scheme)
+    headers = {"Content-Type": "application/json", "X-Webhook-Signature": signature}
+    if scheme == "timestamped":
+        # Body-scheme deliveries are the older kind, which carried no timestamp header.
+        headers["X-Webhook-Timestamp"] = str(when)
+    headers["X-Webhook-Delivery-Id"] = identifier
+    return Delivery(event, body, headers, signature, when, identifier)
