@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets as _random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Literal
 from ._events import EVENT_NAMES, Event, parse_event
 from ._signing import sign_webhook
 
-__all__ = ["Delivery", "build_delivery", "new_delivery_id", "sample_data"]
+__all__ = ["Delivery", "Recorder", "build_delivery", "new_delivery_id", "sample_data"]
 
 _LINE = "+15551234567"
 _CONTACT = "+15559876543"
@@ -174,3 +175,48 @@ def build_delivery(
         headers["X-Webhook-Timestamp"] = str(when)
     headers["X-Webhook-Delivery-Id"] = identifier
     return Delivery(event, body, headers, signature, when, identifier)
+
+
+class Recorder:
+    """A handler that remembers every event it receives; thread-safe.
+
+    Register it like any handler, ``router.on("*")(recorder)``, then assert on what arrived:
+    ``recorder.events``, ``recorder.count("reaction.added")``, ``recorder.summary()``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Event[Any]] = []
+
+    def __call__(self, event: Event[Any]) -> None:
+        """Record one event."""
+        with self._lock:
+            self._events.append(event)
+
+    @property
+    def events(self) -> list[Event[Any]]:
+        """Every event received so far, in arrival order."""
+        with self._lock:
+            return list(self._events)
+
+    def count(self, name: str | None = None) -> int:
+        """How many events were received (of one name, when given)."""
+        with self._lock:
+            return sum(1 for e in self._events if name is None or e.event == name)
+
+    def clear(self) -> None:
+        """Forget everything received."""
+        with self._lock:
+            self._events.clear()
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary: totals by event name and how often each delivery id arrived."""
+        with self._lock:
+            events = list(self._events)
+        by_event: dict[str, int] = {}
+        by_delivery: dict[str, int] = {}
+        for event in events:
+            by_event[event.event] = by_event.get(event.event, 0) + 1
+            if event.delivery_id is not None:
+                by_delivery[event.delivery_id] = by_delivery.get(event.delivery_id, 0) + 1
+        return {"total": len(events), "by_event": by_event, "by_delivery_id": by_delivery}
