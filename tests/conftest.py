@@ -1,0 +1,31 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The official SDK's deliveries live in ../shared/vectors beside the checkout; a copy ships in
+# tests/vectors so that the suite also runs from an sdist.
+_VECTOR_PLACES = [
+    Path(__file__).parent / "vectors" / "official-sdk-deliveries.json",
+    Path(__file__).parents[2] / "shared" / "vectors" / "official-sdk-deliveries.json",
+]
+
+
+def load_vectors() -> list[dict[str, Any]]:
+    """The deliveries produced by the official TypeScript SDK."""
+    for place in _VECTOR_PLACES:
+        if place.exists():
+            vectors: list[dict[str, Any]] = json.loads(place.read_text(encoding="utf-8"))
+            return vectors
+    raise FileNotFoundError("official-sdk-deliveries.json not found")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, the loop every supported server uses."""
+    return "asyncio"

@@ -1,0 +1,216 @@
+"""WebhookRouter: registration, validation, dispatch of sync and async handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from messages_integrations import (
+    Event,
+    ReactionAdded,
+    WebhookRouter,
+    default_router,
+    on,
+    parse_event,
+)
+from messages_integrations.testing import sample_data
+
+
+def make_event(name: str = "reaction.added") -> Event[Any]:
+    data = sample_data(name) if name != "chat.renamed" else {"chat_id": "cht_1"}
+    return parse_event({"event": name, "data": data, "timestamp": 1, "delivery_id": "dlv_1"})
+
+
+def test_decorator_registers_and_returns_the_handler() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    @router.on("reaction.added")
+    def thank(event: ReactionAdded) -> None:
+        seen.append(event.data.type)
+
+    assert thank.__name__ == "thank"
+    assert router.dispatch(make_event()) == 1
+    assert seen == ["love"]
+
+
+def test_plain_call_registers_for_several_names() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+    router.on("reaction.added", "reaction.removed")(lambda event: seen.append(event.event))
+    router.dispatch(make_event("reaction.added"))
+    router.dispatch(make_event("reaction.removed"))
+    router.dispatch(make_event("message.sent"))
+    assert seen == ["reaction.added", "reaction.removed"]
+
+
+def test_wildcard_receives_every_event_including_unknown_ones() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+    router.on("*")(lambda event: seen.append(event.event))
+    router.dispatch(make_event("typing.started"))
+    router.dispatch(make_event("chat.renamed"))
+    assert seen == ["typing.started", "chat.renamed"]
+
+
+def test_unknown_event_runs_only_wildcard_handlers() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+    router.on("message.received")(lambda event: seen.append("specific"))
+    router.on("*")(lambda event: seen.append("wildcard"))
+    assert router.dispatch(make_event("chat.renamed")) == 1
+    assert seen == ["wildcard"]
+
+
+def test_handlers_run_in_registration_order_specific_before_wildcard() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+    router.on("*")(lambda event: seen.append("wildcard"))
+    router.on("reaction.added")(lambda event: seen.append("first"))
+    router.on("reaction.added")(lambda event: seen.append("second"))
+    router.dispatch(make_event())
+    assert seen == ["first", "second", "wildcard"]
+
+
+def test_a_handler_registered_twice_for_the_same_name_in_one_call_runs_once() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+    router.on("reaction.added", "reaction.added")(lambda event: seen.append("x"))
+    router.dispatch(make_event())
+    assert seen == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [
+        ("reaction.add", "reaction.added"),
+        ("message.recieved", "message.received"),
+        ("reciept.read", "receipt.read"),
+        ("typing_started", "typing.started"),
+    ],
+)
+def test_misspelt_name_raises_value_error_naming_the_closest(typo: str, suggestion: str) -> None:
+    router = WebhookRouter()
+    with pytest.raises(ValueError, match=f"did you mean '{suggestion}'"):
+        router.on(typo)
+
+
+def test_unrelated_name_lists_the_valid_names() -> None:
+    with pytest.raises(ValueError, match=r"Valid names: message\.received"):
+        WebhookRouter().on("zzz")
+
+
+def test_on_without_names_is_an_error() -> None:
+    with pytest.raises(TypeError, match="at least one event name"):
+        WebhookRouter().on()
+
+
+def test_every_handler_runs_before_the_error_is_raised() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    @router.on("reaction.added")
+    def broken(event: Event[Any]) -> None:
+        raise RuntimeError("boom")
+
+    router.on("reaction.added")(lambda event: seen.append("after"))
+    with pytest.raises(RuntimeError, match="boom"):
+        router.dispatch(make_event())
+    assert seen == ["after"]
+
+
+def test_several_failures_raise_an_exception_group() -> None:
+    router = WebhookRouter()
+
+    def fail(event: Event[Any]) -> None:
+        raise KeyError(event.event)
+
+    router.on("reaction.added")(fail)
+    router.on("*")(fail)
+    with pytest.raises(ExceptionGroup) as caught:
+        router.dispatch(make_event())
+    assert len(caught.value.exceptions) == 2
+
+
+def test_sync_dispatch_runs_async_handlers() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    @router.on("reaction.added")
+    async def remember(event: ReactionAdded) -> None:
+        await asyncio.sleep(0)
+        seen.append(event.data.type)
+
+    router.dispatch(make_event())
+    assert seen == ["love"]
+
+
+@pytest.mark.anyio
+async def test_adispatch_awaits_async_handlers_on_the_loop() -> None:
+    router = WebhookRouter()
+    loop_thread = threading.current_thread()
+    threads: list[threading.Thread] = []
+
+    @router.on("reaction.added")
+    async def remember(event: ReactionAdded) -> None:
+        threads.append(threading.current_thread())
+
+    assert await router.adispatch(make_event()) == 1
+    assert threads == [loop_thread]
+
+
+@pytest.mark.anyio
+async def test_adispatch_runs_sync_handlers_off_the_event_loop() -> None:
+    router = WebhookRouter()
+    loop_thread = threading.current_thread()
+    threads: list[threading.Thread] = []
+    release = threading.Event()
+
+    @router.on("reaction.added")
+    def slow(event: Event[Any]) -> None:
+        threads.append(threading.current_thread())
+        release.wait(5)
+
+    async def meanwhile() -> str:
+        # Runs while the sync handler blocks: proof that the loop is free.
+        await asyncio.sleep(0.01)
+        release.set()
+        return "loop was free"
+
+    results = await asyncio.gather(router.adispatch(make_event()), meanwhile())
+    assert results == [1, "loop was free"]
+    assert threads
+    assert threads[0] is not loop_thread
+
+
+@pytest.mark.anyio
+async def test_adispatch_collects_errors_like_dispatch() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    @router.on("reaction.added")
+    async def broken(event: Event[Any]) -> None:
+        raise ValueError("nope")
+
+    router.on("reaction.added")(lambda event: seen.append("ran"))
+    with pytest.raises(ValueError, match="nope"):
+        await router.adispatch(make_event())
+    assert seen == ["ran"]
+
+
+def test_module_level_on_registers_on_the_default_router() -> None:
+    seen: list[str] = []
+
+    @on("receipt.read")
+    def read(event: Event[Any]) -> None:
+        seen.append(event.event)
+
+    try:
+        default_router.dispatch(make_event("receipt.read"))
+        assert seen == ["receipt.read"]
+        assert read in default_router.handlers_for("receipt.read")
+    finally:
+        default_router.clear()
