@@ -13,12 +13,31 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
-from ._events import EVENT_NAMES, Event, parse_event
+from ._events import (
+    EVENT_NAMES,
+    Event,
+    MessageReceived,
+    MessageSent,
+    ReactionAdded,
+    ReactionRemoved,
+    ReceiptRead,
+    TypingStarted,
+    TypingStopped,
+    parse_event,
+)
 from ._signing import sign_webhook
 
-__all__ = ["Delivery", "Recorder", "build_delivery", "new_delivery_id", "sample_data"]
+__all__ = [
+    "Delivery",
+    "Recorder",
+    "build_delivery",
+    "make_event",
+    "new_delivery_id",
+    "post_delivery",
+    "sample_data",
+]
 
 _LINE = "+15551234567"
 _CONTACT = "+15559876543"
@@ -220,3 +239,66 @@ class Recorder:
             if event.delivery_id is not None:
                 by_delivery[event.delivery_id] = by_delivery.get(event.delivery_id, 0) + 1
         return {"total": len(events), "by_event": by_event, "by_delivery_id": by_delivery}
+
+
+@overload
+def make_event(
+    name: Literal["message.received"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> MessageReceived: ...
+@overload
+def make_event(
+    name: Literal["message.sent"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> MessageSent: ...
+@overload
+def make_event(
+    name: Literal["reaction.added"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> ReactionAdded: ...
+@overload
+def make_event(
+    name: Literal["reaction.removed"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> ReactionRemoved: ...
+@overload
+def make_event(
+    name: Literal["typing.started"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> TypingStarted: ...
+@overload
+def make_event(
+    name: Literal["typing.stopped"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> TypingStopped: ...
+@overload
+def make_event(
+    name: Literal["receipt.read"], data: Mapping[str, Any] | None = ..., **fields: Any
+) -> ReceiptRead: ...
+@overload
+def make_event(name: str, data: Mapping[str, Any] | None = ..., **fields: Any) -> Event[Any]: ...
+
+
+def make_event(name: str, data: Mapping[str, Any] | None = None, **fields: Any) -> Event[Any]:
+    """Build a typed event to call a handler with directly, no signature involved.
+
+    ``make_event("reaction.added", type="like")`` starts from the sample data and overrides
+    ``type``; the result is a ``ReactionAdded``, as the type checker knows.
+    """
+    payload = {**(sample_data(name) if data is None else dict(data)), **fields}
+    envelope = {
+        "event": name,
+        "data": payload,
+        "timestamp": int(time.time() * 1000),
+        "delivery_id": new_delivery_id(),
+    }
+    return parse_event(envelope)
+
+
+def post_delivery(client: Any, url: str, delivery: Delivery) -> Any:
+    """POST a signed delivery through a framework's own test client; return its response.
+
+    Works with Django's ``Client`` and ``AsyncClient``, Flask's test client, Starlette's
+    ``TestClient`` and httpx clients (async clients return an awaitable).
+    """
+    module = type(client).__module__
+    if module.startswith("django."):
+        extra = {k: v for k, v in delivery.headers.items() if k.lower() != "content-type"}
+        return client.post(url, data=delivery.body, content_type="application/json", headers=extra)
+    if module.startswith(("flask.", "werkzeug.")):
+        return client.post(url, data=delivery.body, headers=delivery.headers)
+    return client.post(url, content=delivery.body, headers=delivery.headers)
