@@ -257,7 +257,7 @@ class WebhookReceiver:
             return _error(400, "invalid_payload", str(exc))
         event = verified.event
         logger.debug(
-            "delivery %s (%s) verified with secret #%d of %d, %s scheme",
+            "delivery %s (%s) verified by the secret at position %d of %d, %s scheme",
             _delivery_id(verified, headers),
             event.event,
             verified.secret_index,

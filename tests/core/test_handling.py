@@ -464,8 +464,9 @@ def test_matching_secret_position_is_logged_at_debug(call: Call, caplog: Any) ->
     delivery = build_delivery("typing.started", secret=SECRET)
     with caplog.at_level(logging.DEBUG, logger="messages_integrations"):
         assert post(call, receiver, delivery).status == 200
-    assert f"delivery {delivery.delivery_id} (typing.started) verified with secret #1 of 2" in (
-        caplog.text
+    assert (
+        f"delivery {delivery.delivery_id} (typing.started) verified by the secret at position 1 of 2"
+        in (caplog.text)
     )
 
 
