@@ -28,6 +28,13 @@ def _pin(name: str, version: str) -> str:
     return name if version == "latest" else f"{name}=={version}.*"
 
 
+@nox.session(python=PYTHONS[-1])
+def demo(session: nox.Session) -> None:
+    """The main job: every example project on a real server, every event delivered to it."""
+    session.install("-e", ".[all]", "uvicorn", "gunicorn")
+    session.run("messages-integrations", "demo", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff's linter and formatter check."""

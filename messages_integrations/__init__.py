@@ -29,7 +29,7 @@ from ._events import (
     UnknownEvent,
     parse_event,
 )
-from ._handling import Accepted, WebhookReceiver, WebhookResponse
+from ._handling import Accepted, BodyTooLarge, WebhookReceiver, WebhookResponse
 from ._router import WebhookRouter, default_router, on
 from ._signing import sign_webhook, verify_webhook
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore
@@ -40,6 +40,7 @@ __all__ = [
     "EVENT_NAMES",
     "Accepted",
     "Attachment",
+    "BodyTooLarge",
     "Claim",
     "ConfigurationError",
     "DeliveryStore",

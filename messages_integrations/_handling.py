@@ -26,6 +26,7 @@ __all__ = [
     "Accepted",
     "AsyncBodySource",
     "BodySource",
+    "BodyTooLarge",
     "HeadersInput",
     "WebhookReceiver",
     "WebhookResponse",
@@ -96,8 +97,11 @@ _IN_PROGRESS = _error(
 )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised by a body source when its framework already knows the body is over a limit.
+
+    The receiver answers it with the same JSON 413 as a body it measured itself.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +143,13 @@ def _pick_headers(headers: HeadersInput) -> _Headers:
 def _accumulate(buffer: bytearray, chunk: bytes, limit: int) -> None:
     buffer += chunk
     if len(buffer) > limit:
-        raise _BodyTooLarge
+        raise BodyTooLarge
 
 
 def _read_body(source: BodySource, limit: int) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) > limit:
-            raise _BodyTooLarge
+            raise BodyTooLarge
         return bytes(source)
     buffer = bytearray()
     if hasattr(source, "read"):
@@ -314,7 +318,7 @@ class WebhookReceiver:
     def _read(self, headers: _Headers, read: Callable[[], bytes]) -> bytes | WebhookResponse:
         try:
             return read()
-        except _BodyTooLarge:
+        except BodyTooLarge:
             return self._too_large(headers)
         except OSError:
             return _error(400, "invalid_request", "the body could not be read")
@@ -381,7 +385,7 @@ class WebhookReceiver:
             return early
         try:
             raw: bytes | WebhookResponse = await _aread_body(body, self.max_body_size)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             raw = self._too_large(picked)
         except OSError:
             raw = _error(400, "invalid_request", "the body could not be read")

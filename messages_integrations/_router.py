@@ -138,6 +138,8 @@ class WebhookRouter:
 
     def handlers_for(self, name: str) -> list[Handler]:
         """Return the handlers an event of this name runs, in order: its own, then ``"*"``."""
+        if name == WILDCARD:
+            return list(self._handlers.get(WILDCARD, ()))
         return [*self._handlers.get(name, ()), *self._handlers.get(WILDCARD, ())]
 
     def clear(self) -> None:

@@ -84,7 +84,14 @@ def serve(
     The server's output goes to a temporary file, shown if it fails to start.
     """
     command = [sys.executable, *argv] if argv[0] == "-m" else list(argv)
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # gunicorn opens a control socket in XDG_RUNTIME_DIR: one folder per server, never shared.
+    runtime = tempfile.TemporaryDirectory(prefix="server-run-")
+    full_env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "XDG_RUNTIME_DIR": runtime.name,
+        **(env or {}),
+    }
     with tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False) as log_file:
         log_path = Path(log_file.name)
         process = subprocess.Popen(  # noqa: S603 - the caller's own server command
@@ -109,3 +116,4 @@ def serve(
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         log_path.unlink(missing_ok=True)
+        runtime.cleanup()

@@ -538,8 +538,35 @@ def add_webhooks_parser(commands: Subcommands) -> None:
 
 # --- the command ------------------------------------------------------------------------------
 
+def add_demo_parser(commands: Subcommands) -> None:
+    """``demo``: every example project on a real server, every event delivered to it."""
+    parser = commands.add_parser(
+        "demo",
+        help="run every example project on a real server and deliver every event to it",
+        description="Start the example projects on free 127.0.0.1 ports (uvicorn and gunicorn), "
+        "deliver a signed delivery of every event, a duplicate, a forged and a stale one to "
+        "each, and print what their handlers received. Exits 0 when every server behaved as "
+        "the contract says.",
+    )
+    parser.add_argument(
+        "--projects",
+        type=Path,
+        default=None,
+        help="the example_projects folder (default: found from here or beside the package)",
+    )
+    parser.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo and return its exit code."""
+    from ._demo import run_demo as demo
+
+    return demo(args.projects)
+
+
 #: One function per subcommand, called in this order by :func:`build_parser`.
 SUBCOMMANDS: list[Callable[[Subcommands], None]] = [
+    add_demo_parser,
     add_send_parser,
     add_sign_parser,
     add_verify_parser,

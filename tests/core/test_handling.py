@@ -464,10 +464,8 @@ def test_matching_secret_position_is_logged_at_debug(call: Call, caplog: Any) ->
     delivery = build_delivery("typing.started", secret=SECRET)
     with caplog.at_level(logging.DEBUG, logger="messages_integrations"):
         assert post(call, receiver, delivery).status == 200
-    assert (
-        f"delivery {delivery.delivery_id} (typing.started) verified by the secret at position 1 of 2"
-        in (caplog.text)
-    )
+    expected = "(typing.started) verified by the secret at position 1 of 2"
+    assert f"delivery {delivery.delivery_id} {expected}" in caplog.text
 
 
 def test_refusals_are_logged_with_the_delivery_id(
@@ -589,3 +587,16 @@ def test_receive_and_finish_let_a_view_handle_the_event_itself() -> None:
     duplicate = receiver.receive("POST", delivery.headers, delivery.body)
     assert isinstance(duplicate, WebhookResponse)
     assert duplicate.json()["status"] == "duplicate"
+
+
+def test_a_body_source_may_report_a_framework_limit_as_413(call: Call) -> None:
+    from messages_integrations import BodyTooLarge
+
+    class LimitedByFramework:
+        def read(self, size: int = -1, /) -> bytes:
+            raise BodyTooLarge
+
+    receiver = WebhookReceiver(secret=SECRET, router=WebhookRouter())
+    response = call(receiver, "POST", {}, LimitedByFramework())
+    assert response.status == 413
+    assert response.json()["error"] == "payload_too_large"

@@ -214,3 +214,13 @@ def test_module_level_on_registers_on_the_default_router() -> None:
         assert read in default_router.handlers_for("receipt.read")
     finally:
         default_router.clear()
+
+
+def test_handlers_for_the_wildcard_lists_each_wildcard_handler_once() -> None:
+    router = WebhookRouter()
+
+    def everything(event: Event[Any]) -> None: ...
+
+    router.on("*")(everything)
+    assert router.handlers_for("*") == [everything]
+    assert router.handlers_for("chat.renamed") == [everything]
