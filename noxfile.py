@@ -21,7 +21,9 @@ TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 # The oldest release each adapter supports, and "latest" for the newest on the index.
 DJANGO_VERSIONS = ["5.2", "latest"]
 FLASK_VERSIONS = ["3.0", "latest"]
-STARLETTE_VERSIONS = ["0.40", "latest"]
+STARLETTE_VERSIONS = ["0.29", "latest"]
+# Each FastAPI release pins a narrow Starlette range: the one built on each Starlette above.
+FASTAPI_FOR_STARLETTE = {"0.29": "0.108", "latest": "latest"}
 
 
 def _pin(name: str, version: str) -> str:
@@ -78,6 +80,7 @@ def flask(session: nox.Session, flask: str) -> None:
 @nox.session(python=FRAMEWORK_PYTHON)
 @nox.parametrize("starlette", STARLETTE_VERSIONS)
 def starlette(session: nox.Session, starlette: str) -> None:
-    """The Starlette/FastAPI adapter against the oldest and newest Starlette supported."""
-    session.install("-e", ".", _pin("starlette", starlette), *TEST_DEPS)
+    """The Starlette/FastAPI adapter against the oldest and newest Starlette and FastAPI."""
+    fastapi = FASTAPI_FOR_STARLETTE[starlette]
+    session.install("-e", ".", _pin("starlette", starlette), _pin("fastapi", fastapi), *TEST_DEPS)
     session.run("pytest", "tests/starlette", *session.posargs)

@@ -141,9 +141,10 @@ def _pick_headers(headers: HeadersInput) -> _Headers:
 
 
 def _accumulate(buffer: bytearray, chunk: bytes, limit: int) -> None:
-    buffer += chunk
-    if len(buffer) > limit:
+    # Checked before appending: the buffer never grows past the limit.
+    if len(buffer) + len(chunk) > limit:
         raise BodyTooLarge
+    buffer += chunk
 
 
 def _read_body(source: BodySource, limit: int) -> bytes:
@@ -425,7 +426,18 @@ class WebhookReceiver:
             await self.router.adispatch(accepted.event, thread_sensitive=self.thread_sensitive)
         except Exception as exc:  # noqa: BLE001
             return await self.afinish(accepted, exc)
+        except BaseException:
+            # Cancelled (a server shutting down, a client gone): release the lease at once, without
+            # awaiting in a cancelled task, or every retry would get 409 until the lease expires.
+            self._release_now(accepted)
+            raise
         return await self.afinish(accepted)
+
+    def _release_now(self, accepted: Accepted) -> None:
+        try:
+            self.store.release(accepted.key)
+        except Exception:  # the cancellation that brought us here matters more
+            logger.exception("could not release delivery %s", accepted.delivery_id)
 
 
 def _delivery_id(verified: Verified, headers: _Headers) -> str | None:

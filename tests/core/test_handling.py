@@ -600,3 +600,29 @@ def test_a_body_source_may_report_a_framework_limit_as_413(call: Call) -> None:
     response = call(receiver, "POST", {}, LimitedByFramework())
     assert response.status == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_delivery_is_released_so_its_retry_runs() -> None:
+    router = WebhookRouter()
+    started = asyncio.Event()
+    runs: list[int] = []
+
+    @router.on("message.received")
+    async def slow(event: Event[Any]) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            started.set()
+            await asyncio.sleep(60)
+
+    receiver = WebhookReceiver(secret=SECRET, router=router)
+    delivery = build_delivery("message.received", secret=SECRET)
+    first = asyncio.ensure_future(receiver.ahandle("POST", delivery.headers, delivery.body))
+    await started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    retry = await receiver.ahandle("POST", delivery.headers, delivery.body)
+    assert retry.status == 200
+    assert retry.json()["status"] == "ok"
+    assert len(runs) == 2

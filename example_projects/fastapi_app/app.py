@@ -1,0 +1,45 @@
+"""A FastAPI app that receives Messages.dev webhooks in two ways.
+
+- ``/webhooks``: the middleware runs the handlers registered with ``@on(...)``.
+- ``/inbox``: your own route gets the verified event from the ``MessagesWebhook`` dependency.
+
+The signing secret comes from the MESSAGES_WEBHOOK_SECRET environment variable.
+GET /received shows what was received so far.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+
+from messages_integrations import Event, MessageReceived, on
+from messages_integrations.fastapi import MessagesWebhook
+from messages_integrations.starlette import MessagesWebhookMiddleware
+from messages_integrations.testing import Recorder
+
+recorder = Recorder()
+on("*")(recorder)
+
+app = FastAPI()
+app.add_middleware(MessagesWebhookMiddleware, path="/webhooks")
+
+
+@on("message.received")
+async def greet(event: MessageReceived) -> None:
+    """Handlers registered with @on run for deliveries to /webhooks."""
+    print(f"{event.data.sender} wrote in {event.data.chat_id}: {event.data.text!r}")
+
+
+verified_event = MessagesWebhook()
+
+
+@app.post("/inbox")
+async def inbox(event: Annotated[Event[Any], Depends(verified_event)]) -> dict[str, str]:
+    """Runs once per delivery; if it raises, the sender's retry runs it again."""
+    recorder(event)
+    return {"status": "ok", "event": event.event}
+
+
+@app.get("/received")
+async def received() -> dict[str, Any]:
+    """What was received so far."""
+    return recorder.summary()
