@@ -221,9 +221,9 @@ class WebhookReceiver:
     def _precheck(self, method: str, headers: _Headers) -> WebhookResponse | None:
         if method.upper() != "POST":
             return _METHOD_NOT_ALLOWED
-        declared = headers.content_length
-        if declared is not None:
-            declared = declared.strip()
+        declared = (headers.content_length or "").strip()
+        # A blank Content-Length (some gateways pass one on) is the same as none.
+        if declared:
             if not declared.isdigit() or not declared.isascii():
                 return _error(400, "invalid_request", "Content-Length is not a number")
             if int(declared) > self.max_body_size:

@@ -142,8 +142,15 @@ class WebhookRouter:
             return list(self._handlers.get(WILDCARD, ()))
         return [*self._handlers.get(name, ()), *self._handlers.get(WILDCARD, ())]
 
+    def remove(self, handler: Handler, *names: str) -> None:
+        """Unregister ``handler`` from ``names`` (from every name when none is given)."""
+        for name in names or list(self._handlers):
+            handlers = self._handlers.get(name, [])
+            while handler in handlers:
+                handlers.remove(handler)
+
     def clear(self) -> None:
-        """Forget every registered handler (useful between tests)."""
+        """Forget every registered handler."""
         self._handlers.clear()
 
     def dispatch(self, event: Event[Any]) -> int:

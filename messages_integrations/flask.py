@@ -19,7 +19,16 @@ from flask.blueprints import BlueprintSetupState
 from flask.cli import AppGroup
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ._config import SECRET_SETTING, resolve_secret
+from ._config import (
+    MAX_BODY_SIZE_SETTING,
+    ROUTER_SETTING,
+    SECRET_SETTING,
+    STORE_SETTING,
+    TOLERANCE_SETTING,
+    coerce_max_body_size,
+    coerce_tolerance,
+    resolve_secret,
+)
 from ._errors import ConfigurationError
 from ._events import EVENT_NAMES
 from ._handling import DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, BodyTooLarge, WebhookReceiver
@@ -31,10 +40,7 @@ __all__ = ["cli", "create_blueprint"]
 
 logger = logging.getLogger("messages_integrations")
 
-TOLERANCE_SETTING = "MESSAGES_WEBHOOK_TOLERANCE"
-SIZE_SETTING = "MESSAGES_WEBHOOK_MAX_BODY_SIZE"
-ROUTER_SETTING = "MESSAGES_WEBHOOK_ROUTER"
-STORE_SETTING = "MESSAGES_WEBHOOK_STORE"
+SIZE_SETTING = MAX_BODY_SIZE_SETTING
 _EXTENSION = "messages_integrations"
 _WHERE = "app.config or the environment"
 # Every method reaches the core, so that all but POST get its JSON 405 with ``Allow: POST``.
@@ -50,27 +56,25 @@ class _Config(enum.Enum):
 cli = AppGroup("messages", help="Messages.dev webhooks: inspect the receiving endpoints.")
 
 
-def _number(value: Any, minimum: float) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
-
-
-# What each config key must hold, and how to tell.
-_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    TOLERANCE_SETTING: ("seconds or None", lambda v: v is None or _number(v, 0)),
-    SIZE_SETTING: ("a positive number of bytes", lambda v: isinstance(v, int) and _number(v, 1)),
-    ROUTER_SETTING: ("a WebhookRouter", lambda v: isinstance(v, WebhookRouter)),
-    STORE_SETTING: ("a DeliveryStore", lambda v: isinstance(v, DeliveryStore)),
+# How each config key is read and checked.
+_READERS: dict[str, Callable[[Any], Any]] = {
+    TOLERANCE_SETTING: coerce_tolerance,
+    SIZE_SETTING: coerce_max_body_size,
+    ROUTER_SETTING: lambda v: _instance(v, WebhookRouter, ROUTER_SETTING),
+    STORE_SETTING: lambda v: _instance(v, DeliveryStore, STORE_SETTING),
 }
+
+
+def _instance(value: Any, kind: type[Any], key: str) -> Any:
+    if not isinstance(value, kind):
+        raise ConfigurationError(f"{key} must be a {kind.__name__}, not {value!r}")
+    return value
 
 
 def _setting(explicit: Any, config: Mapping[str, Any], key: str, default: Any) -> Any:
     if explicit is not _Config.UNSET:
         return explicit  # checked by WebhookReceiver, which names the argument
-    value = config.get(key, default)
-    expected, valid = _RULES[key]
-    if not valid(value):
-        raise ConfigurationError(f"{key} must be {expected}, not {value!r}")
-    return value
+    return _READERS[key](config.get(key, default))
 
 
 class _Endpoint:

@@ -626,3 +626,12 @@ async def test_a_cancelled_delivery_is_released_so_its_retry_runs() -> None:
     assert retry.status == 200
     assert retry.json()["status"] == "ok"
     assert len(runs) == 2
+
+
+def test_a_blank_content_length_counts_as_none(
+    call: Call, receiver: WebhookReceiver, recorder: Recorder
+) -> None:
+    delivery = build_delivery("typing.started", secret=SECRET)
+    response = call(receiver, "POST", {**delivery.headers, "Content-Length": " "}, delivery.body)
+    assert response.status == 200
+    assert recorder.count() == 1

@@ -210,10 +210,11 @@ def test_module_level_on_registers_on_the_default_router() -> None:
 
     try:
         default_router.dispatch(make_event("receipt.read"))
-        assert seen == ["receipt.read"]
+        assert seen[-1:] == ["receipt.read"]
         assert read in default_router.handlers_for("receipt.read")
     finally:
-        default_router.clear()
+        default_router.remove(read)
+    assert read not in default_router.handlers_for("receipt.read")
 
 
 def test_handlers_for_the_wildcard_lists_each_wildcard_handler_once() -> None:
@@ -224,3 +225,19 @@ def test_handlers_for_the_wildcard_lists_each_wildcard_handler_once() -> None:
     router.on("*")(everything)
     assert router.handlers_for("*") == [everything]
     assert router.handlers_for("chat.renamed") == [everything]
+
+
+def test_remove_unregisters_a_handler_from_some_or_all_names() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    def remember(event: Event[Any]) -> None:
+        seen.append(event.event)
+
+    router.on("reaction.added", "reaction.removed", "*")(remember)
+    router.remove(remember, "reaction.added")
+    router.dispatch(make_event("reaction.added"))  # still reached through "*"
+    assert seen == ["reaction.added"]
+    router.remove(remember)
+    router.dispatch(make_event("reaction.removed"))
+    assert seen == ["reaction.added"]

@@ -185,7 +185,7 @@ def test_router_and_store_from_config(make_app: Callable[..., Flask]) -> None:
     [
         ("MESSAGES_WEBHOOK_MAX_BODY_SIZE", "1 MB"),
         ("MESSAGES_WEBHOOK_MAX_BODY_SIZE", 0),
-        ("MESSAGES_WEBHOOK_TOLERANCE", "300"),
+        ("MESSAGES_WEBHOOK_TOLERANCE", "five minutes"),
         ("MESSAGES_WEBHOOK_TOLERANCE", -1),
         ("MESSAGES_WEBHOOK_ROUTER", "myapp.handlers"),
         ("MESSAGES_WEBHOOK_SECRET", 12345),

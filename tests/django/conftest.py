@@ -1,0 +1,123 @@
+"""Django configured for these tests: no database, CSRF enforced, login required by default."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import django
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.test import AsyncClient, Client
+
+SECRET = "whsec_django_tests"
+
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="django-tests-only",
+        ALLOWED_HOSTS=["testserver"],
+        ROOT_URLCONF="tests.django.urls",
+        DATABASES={},
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "messages_integrations.django",
+            "tests.django.webhook_app",
+        ],
+        MIDDLEWARE=[
+            "django.middleware.security.SecurityMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.auth.middleware.LoginRequiredMiddleware",
+        ],
+        # Sessions in signed cookies: LoginRequiredMiddleware works without a database.
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+        USE_TZ=True,
+        MESSAGES_WEBHOOK_SECRET=SECRET,
+    )
+    django.setup()
+
+from messages_integrations import default_router  # noqa: E402
+
+from . import urls  # noqa: E402 - needs the settings above
+from .webhook_app import messages_webhooks  # noqa: E402
+
+# The default router as autodiscovery left it: other test folders may clear it.
+_STARTUP_HANDLERS = {name: list(handlers) for name, handlers in default_router._handlers.items()}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response from either test client."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        """The body, decoded."""
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+
+#: send(path, body=b"", headers=None, method="POST", **environ) -> Answer
+Send = Callable[..., Answer]
+
+
+def _split(headers: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+    rest = dict(headers or {})
+    return rest.pop("Content-Type", "application/json"), rest
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def send(request: pytest.FixtureRequest) -> Send:
+    """Send a request through Django's test client (WSGI) or async client (ASGI), CSRF enforced."""
+    kind = request.param
+
+    def send(
+        path: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        method: str = "POST",
+        **environ: Any,
+    ) -> Answer:
+        content_type, rest = _split(headers)
+        if kind == "wsgi":
+            client = Client(enforce_csrf_checks=True)
+            response = client.generic(method, path, body, content_type, headers=rest, **environ)
+        else:
+            aclient = AsyncClient(enforce_csrf_checks=True)
+
+            async def go() -> Any:
+                return await aclient.generic(
+                    method, path, body, content_type, headers=rest, **environ
+                )
+
+            response = async_to_sync(go)()
+        return Answer(response.status_code, response.headers, response.content)
+
+    return send
+
+
+@pytest.fixture(autouse=True)
+def _fresh_recorders() -> Iterator[None]:
+    default_router._handlers = {name: list(hs) for name, hs in _STARTUP_HANDLERS.items()}
+    for recorder in (
+        messages_webhooks.received,
+        messages_webhooks.messages,
+        urls.after_failure,
+        urls.slow_seen,
+        urls.line_b_seen,
+    ):
+        recorder.clear()
+    urls.calls.clear()
+    urls.handler_threads.clear()
+    urls.entered.clear()
+    urls.gate.clear()
+    yield
+    urls.gate.set()  # never leave a handler waiting
