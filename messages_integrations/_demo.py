@@ -77,14 +77,14 @@ TARGETS: tuple[Target, ...] = (
         "Django WSGI",
         "gunicorn",
         "django_project",
-        _gunicorn("demo_site.wsgi:application"),
+        _gunicorn("project.wsgi:application"),
         "/webhooks/messages",
     ),
     Target(
         "Django ASGI",
         "uvicorn",
         "django_project",
-        _uvicorn("demo_site.asgi:application"),
+        _uvicorn("project.asgi:application"),
         "/webhooks/messages",
     ),
 )

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -38,7 +38,15 @@ from .management import (
 )
 from .testing import build_delivery
 
-__all__ = ["SUBCOMMANDS", "CommandError", "Subcommands", "build_parser", "main"]
+__all__ = [
+    "BASE_URL_SETTING",
+    "SUBCOMMANDS",
+    "CommandError",
+    "Subcommands",
+    "build_parser",
+    "main",
+    "settings_defaults",
+]
 
 #: What every ``add_<name>_parser`` function receives: ``commands.add_parser(name, ...)``.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -428,7 +436,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _client(args: argparse.Namespace) -> MessagesClient:
     try:
-        return MessagesClient(args.api_key, base_url=args.base_url)
+        return MessagesClient(args.api_key, base_url=args.base_url or DEFAULT_BASE_URL)
     except ImportError as exc:
         raise CommandError(str(exc)) from None
     except ConfigurationError:
@@ -503,7 +511,7 @@ def add_webhooks_parser(commands: Subcommands) -> None:
     """Declare ``webhooks create | list | delete``."""
     api = argparse.ArgumentParser(add_help=False)
     api.add_argument("--api-key", help=f"the API key (default: {API_KEY_SETTING}; prefer that)")
-    api.add_argument("--base-url", default=DEFAULT_BASE_URL, help="default: %(default)s")
+    api.add_argument("--base-url", help=f"default: {DEFAULT_BASE_URL}")
     parser = commands.add_parser(
         "webhooks",
         help="create, list and delete webhooks over the REST API",
@@ -537,6 +545,7 @@ def add_webhooks_parser(commands: Subcommands) -> None:
 
 
 # --- the command ------------------------------------------------------------------------------
+
 
 def add_demo_parser(commands: Subcommands) -> None:
     """``demo``: every example project on a real server, every event delivered to it."""
@@ -574,10 +583,10 @@ SUBCOMMANDS: list[Callable[[Subcommands], None]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "messages-integrations") -> argparse.ArgumentParser:
     """The ``messages-integrations`` argument parser, with every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="messages-integrations",
+        prog=prog,
         description="Try Messages.dev webhooks locally and manage them.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -587,12 +596,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+#: The settings (Django) and config keys (Flask) the framework commands read for the API.
+BASE_URL_SETTING = "MESSAGES_API_BASE_URL"
+
+
+def settings_defaults(lookup: Callable[[str], Any]) -> dict[str, Any]:
+    """The ``defaults`` of :func:`main` from a framework's settings: ``lookup(name)`` or None."""
+    secret = lookup(SECRET_SETTING)
+    if isinstance(secret, str | bytes):
+        secret = [secret]
+    return {
+        "secret": [s.decode() if isinstance(s, bytes) else str(s) for s in secret or ()] or None,
+        "api_key": lookup(API_KEY_SETTING),
+        "base_url": lookup(BASE_URL_SETTING),
+    }
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> int:
+    """Run the command line; return the exit code.
+
+    Framework commands (``manage.py messages``, ``flask messages``) call it with ``prog`` and with
+    ``defaults`` read from their settings (``secret``, ``api_key``, ``base_url``): each is used
+    where the command line gives no value, before the environment is consulted.
+    """
+    parser = build_parser() if prog is None else build_parser(prog)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    for name, value in (defaults or {}).items():
+        if getattr(args, name, ...) is None and value:
+            setattr(args, name, value)
     try:
         code: int = args.handler(args)
     except CommandError as exc:

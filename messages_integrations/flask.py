@@ -204,6 +204,29 @@ def _describe(app: Flask, name: str, endpoint: _Endpoint) -> bool:
     return True
 
 
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+def _pass_through(name: str, summary: str) -> None:
+    """Add ``flask messages NAME``: the ``messages-integrations NAME`` command, app config first."""
+
+    @cli.command(name, context_settings=_PASS_THROUGH, help=summary, add_help_option=False)
+    @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+    def command(arguments: tuple[str, ...]) -> None:
+        from . import cli as tool  # the command line tool, imported only when used
+
+        defaults = tool.settings_defaults(current_app.config.get)
+        code = tool.main([name, *arguments], prog="flask messages", defaults=defaults)
+        if code:
+            raise click.exceptions.Exit(code)
+
+
+_pass_through("send", "Send signed test deliveries to a URL ('flask messages send --help').")
+_pass_through("sign", "Sign a body as Messages.dev does ('flask messages sign --help').")
+_pass_through("verify", "Check a captured delivery ('flask messages verify --help').")
+_pass_through("webhooks", "Create, list, delete webhooks: MESSAGES_API_KEY from app.config.")
+
+
 @cli.command("check")
 def check() -> None:
     """Show the webhook endpoints, their secrets and handlers; fail if a secret is missing."""
