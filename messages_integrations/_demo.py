@@ -217,7 +217,7 @@ def _table(outcomes: Sequence[Outcome]) -> Iterator[str]:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for number, row in enumerate(rows):
-        yield " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        yield " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         if number == 0:
             yield "-+-".join("-" * width for width in widths)
 
