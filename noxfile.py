@@ -82,5 +82,7 @@ def flask(session: nox.Session, flask: str) -> None:
 def starlette(session: nox.Session, starlette: str) -> None:
     """The Starlette/FastAPI adapter against the oldest and newest Starlette and FastAPI."""
     fastapi = FASTAPI_FOR_STARLETTE[starlette]
-    session.install("-e", ".", _pin("starlette", starlette), _pin("fastapi", fastapi), *TEST_DEPS)
+    # Django too: the middleware is also shown to wrap Django's ASGI application.
+    pins = [_pin("starlette", starlette), _pin("fastapi", fastapi), "django"]
+    session.install("-e", ".", *pins, *TEST_DEPS)
     session.run("pytest", "tests/starlette", *session.posargs)
