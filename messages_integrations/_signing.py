@@ -6,16 +6,17 @@ Two schemes are accepted (see PROTOCOL.md): the timestamped scheme of the offici
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._errors import InvalidPayloadError, SignatureVerificationError
-from ._events import Event, parse_envelope
+from ._events import Event, fast_constructor, parse_body
 
 __all__ = [
     "Secrets",
@@ -29,8 +30,18 @@ SecretsInput = str | bytes | Sequence[str | bytes]
 Scheme = Literal["timestamped", "body"]
 
 _SIGNATURE_LENGTH = 64  # lowercase hex of a SHA-256 digest
+_DIGEST_SIZE = 32
 _MAX_TIMESTAMP_DIGITS = 20
 _HEX_DIGITS = frozenset(b"0123456789abcdef")
+_BLOCK_SIZE = 64  # SHA-256's block: HMAC pads the key to it, or hashes a longer key first
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class _Hash(Protocol):
+    def copy(self) -> _Hash: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
 
 
 def _key_bytes(secret: str | bytes) -> bytes:
@@ -40,35 +51,54 @@ def _key_bytes(secret: str | bytes) -> bytes:
     return key
 
 
+def _keyed(key: bytes) -> tuple[_Hash, _Hash]:
+    """HMAC-SHA256's inner and outer hashes with the key already absorbed (RFC 2104).
+
+    Copying these two costs much less per delivery than ``hmac.new`` does: HMAC is exactly
+    ``sha256(key ^ opad || sha256(key ^ ipad || message))``, as the ``hmac`` module computes it.
+    """
+    if len(key) > _BLOCK_SIZE:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK_SIZE, b"\0")
+    return hashlib.sha256(key.translate(_INNER_PAD)), hashlib.sha256(key.translate(_OUTER_PAD))
+
+
 class Secrets:
     """One or several signing secrets, keyed once so that each verification only hashes the body."""
 
-    __slots__ = ("_macs",)
+    __slots__ = ("_keyed",)
+    _keyed: tuple[tuple[_Hash, _Hash], ...]
 
     def __init__(self, secrets: SecretsInput) -> None:
+        if type(secrets) is str and secrets:
+            # The usual case, taken on every verify_webhook() call: one non-empty str.
+            self._keyed = (_keyed(secrets.encode("utf-8")),)
+            return
         if isinstance(secrets, str | bytes | bytearray):
             keys = [_key_bytes(secrets)]
         else:
             keys = [_key_bytes(secret) for secret in secrets]
         if not keys:
             raise ValueError("at least one webhook signing secret is required")
-        self._macs = tuple(hmac.new(key, digestmod=hashlib.sha256) for key in keys)
+        self._keyed = tuple([_keyed(key) for key in keys])
 
     def __len__(self) -> int:
-        return len(self._macs)
+        return len(self._keyed)
 
     def __repr__(self) -> str:
         # Never show the key material, not even in a debugger or a log of the configuration.
-        return f"<Secrets: {len(self._macs)} configured>"
+        return f"<Secrets: {len(self._keyed)} configured>"
 
     def digests(self, *parts: bytes) -> list[bytes]:
         """Return the raw HMAC-SHA256 digest of the concatenated parts under every secret."""
         out = []
-        for base in self._macs:
-            mac = base.copy()
+        for inner, outer in self._keyed:
+            mac = inner.copy()
             for part in parts:
                 mac.update(part)
-            out.append(mac.digest())
+            final = outer.copy()
+            final.update(mac.digest())
+            out.append(final.digest())
         return out
 
     def match(self, signature: bytes, *parts: bytes) -> int | None:
@@ -77,14 +107,32 @@ class Secrets:
         Every secret is compared, in constant time, so the time taken does not reveal which matched.
         """
         found = None
-        for index, digest in enumerate(self.digests(*parts)):
-            if hmac.compare_digest(digest, signature) and found is None:
+        for index, (inner, outer) in enumerate(self._keyed):
+            mac = inner.copy()
+            for part in parts:
+                mac.update(part)
+            final = outer.copy()
+            final.update(mac.digest())
+            if hmac.compare_digest(final.digest(), signature) and found is None:
                 found = index
         return found
 
 
-def _coerce_secrets(secret: SecretsInput | Secrets) -> Secrets:
-    return secret if isinstance(secret, Secrets) else Secrets(secret)
+@functools.lru_cache(maxsize=16)
+def _cached_secrets(secret: str | bytes) -> Secrets:
+    return Secrets(secret)
+
+
+def _secrets(secrets: SecretsInput | Secrets) -> Secrets:
+    """The keyed secrets; a single str or bytes secret is keyed once per process, not per call.
+
+    The cache holds the same key material the application keeps in its configuration anyway.
+    """
+    if isinstance(secrets, Secrets):
+        return secrets
+    if type(secrets) is str or type(secrets) is bytes:
+        return _cached_secrets(secrets)
+    return Secrets(secrets)
 
 
 def _body_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
@@ -97,6 +145,15 @@ def _body_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
 
 def _parse_signature(signature: str | bytes | None) -> bytes:
     """Turn the header's lowercase hex into the raw digest, refusing anything else."""
+    if type(signature) is str and len(signature) == _SIGNATURE_LENGTH:
+        # The usual header. 64 characters make 32 bytes only if every one is a hex digit.
+        try:
+            digest = bytes.fromhex(signature)
+        except ValueError:
+            pass
+        else:
+            if len(digest) == _DIGEST_SIZE:
+                return digest
     if signature is None:
         raise SignatureVerificationError("no signature: the X-Webhook-Signature header is missing")
     if isinstance(signature, str):
@@ -122,6 +179,13 @@ def _parse_timestamp(timestamp: str | bytes | int | None) -> bytes | None:
     """Return the header timestamp as the ASCII digits that were signed, or ``None``."""
     if timestamp is None:
         return None
+    if (
+        type(timestamp) is str
+        and len(timestamp) <= _MAX_TIMESTAMP_DIGITS
+        and timestamp.isdigit()
+        and timestamp.isascii()
+    ):
+        return timestamp.encode("ascii")
     if isinstance(timestamp, bool):
         raise SignatureVerificationError("malformed timestamp: not an integer")
     if isinstance(timestamp, int):
@@ -203,6 +267,46 @@ def _check_window(timestamp_ms: int, tolerance: float | None, clock: Callable[[]
         )
 
 
+def _verify(
+    body: bytes | str,
+    signature: str | bytes | None,
+    secrets: SecretsInput | Secrets,
+    timestamp: str | bytes | int | None,
+    tolerance: float | None,
+    clock: Callable[[], float],
+) -> tuple[Event[Any], int, Scheme]:
+    keys = _secrets(secrets)
+    raw_body = body if type(body) is bytes else _body_bytes(body)
+    digest = _parse_signature(signature)
+    header_ts = _parse_timestamp(timestamp)
+
+    signed_ts = header_ts
+    if header_ts is not None:
+        # The header is present: decide on the signature before any JSON is parsed.
+        index = keys.match(digest, header_ts + b".", raw_body)
+        if index is None:
+            signed_ts, index = None, keys.match(digest, raw_body)
+    else:
+        index = keys.match(digest, raw_body)
+        if index is None:
+            signed_ts = _unverified_body_timestamp(raw_body)
+            if signed_ts is not None:
+                index = keys.match(digest, signed_ts + b".", raw_body)
+    if index is None:
+        raise SignatureVerificationError("signature does not match any configured secret")
+
+    if signed_ts is not None:
+        if tolerance is not None:
+            _check_window(int(signed_ts), tolerance, clock)
+        return parse_body(raw_body), index, "timestamped"
+    # In the body scheme the body's own timestamp is the one the signature covers.
+    window = None if tolerance is None else (lambda ms: _check_window(ms, tolerance, clock))
+    return parse_body(raw_body, window), index, "body"
+
+
+_new_verified = fast_constructor(Verified)
+
+
 def verify(
     body: bytes | str,
     signature: str | bytes | None,
@@ -213,38 +317,7 @@ def verify(
     clock: Callable[[], float] = time.time,
 ) -> Verified:
     """Authenticate a delivery and parse it, telling which secret and scheme matched."""
-    keys = _coerce_secrets(secrets)
-    raw_body = _body_bytes(body)
-    digest = _parse_signature(signature)
-    header_ts = _parse_timestamp(timestamp)
-
-    signed_ts: bytes | None = None
-    scheme: Scheme
-    if header_ts is not None:
-        # The header is present: decide on the signature before any JSON is parsed.
-        index = keys.match(digest, header_ts, b".", raw_body)
-        if index is not None:
-            signed_ts, scheme = header_ts, "timestamped"
-        else:
-            index, scheme = keys.match(digest, raw_body), "body"
-    else:
-        index, scheme = keys.match(digest, raw_body), "body"
-        if index is None:
-            body_ts = _unverified_body_timestamp(raw_body)
-            if body_ts is not None:
-                index = keys.match(digest, body_ts, b".", raw_body)
-                signed_ts, scheme = body_ts, "timestamped"
-    if index is None:
-        raise SignatureVerificationError("signature does not match any configured secret")
-
-    if signed_ts is not None:
-        _check_window(int(signed_ts), tolerance, clock)
-        envelope = parse_envelope(raw_body)
-    else:
-        # In the body scheme the body's own timestamp is the one the signature covers.
-        envelope = parse_envelope(raw_body)
-        _check_window(envelope.timestamp, tolerance, clock)
-    return Verified(envelope.build(), index, scheme)
+    return _new_verified(*_verify(body, signature, secrets, timestamp, tolerance, clock))
 
 
 def verify_webhook(
@@ -264,9 +337,7 @@ def verify_webhook(
     :class:`InvalidPayloadError`, nothing else.
     """
     try:
-        return verify(
-            body, signature, secret, timestamp=timestamp, tolerance=tolerance, clock=clock
-        ).event
+        return _verify(body, signature, secret, timestamp, tolerance, clock)[0]
     except (SignatureVerificationError, InvalidPayloadError):
         raise
     except (UnicodeError, TypeError) as exc:

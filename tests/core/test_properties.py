@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +16,10 @@ from messages_integrations import (
     SignatureVerificationError,
     WebhookReceiver,
     WebhookRouter,
+    sign_webhook,
     verify_webhook,
 )
+from messages_integrations._signing import Secrets
 from messages_integrations.testing import build_delivery, sample_data
 
 SECRET = "whsec_property_secret"
@@ -147,3 +151,16 @@ def test_the_receiver_answers_any_request_with_a_json_refusal(
     response = receiver.handle(method, headers, body)
     assert response.status in {400, 401, 405, 413}
     assert isinstance(response.json(), dict)
+
+
+@given(st.binary(min_size=1, max_size=200), st.binary(max_size=3000), st.integers(0, 10**13))
+def test_precomputed_hmac_states_equal_the_standard_librarys_hmac_for_any_key(
+    key: bytes, body: bytes, timestamp: int
+) -> None:
+    # The keyed HMAC states are precomputed per secret (RFC 2104); they must agree with hmac
+    # for every key length, those longer than SHA-256's 64-byte block included.
+    signed = f"{timestamp}.".encode() + body
+    expected = hmac.new(key, signed, hashlib.sha256).digest()
+    assert Secrets([b"other", key]).digests(signed)[1] == expected
+    assert Secrets([b"other", key]).match(expected, f"{timestamp}.".encode(), body) == 1
+    assert sign_webhook(key, timestamp, body) == expected.hex()
