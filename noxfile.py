@@ -55,10 +55,22 @@ def typing(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS)
-def tests(session: nox.Session) -> None:
-    """The whole suite, every adapter included, with the newest frameworks."""
-    session.install("-e", ".[all]", *TEST_DEPS)
+@nox.parametrize("json", ["stdlib", "orjson"])
+def tests(session: nox.Session, json: str) -> None:
+    """The whole suite, every adapter included, with the newest frameworks.
+
+    Once with the standard library's JSON parser and once with the ``speedups`` extra (orjson).
+    """
+    extras = "all,speedups" if json == "orjson" else "all"
+    session.install("-e", f".[{extras}]", *TEST_DEPS)
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=FRAMEWORK_PYTHON)
+def bench(session: nox.Session) -> None:
+    """Core, HTTP and memory benchmarks (a few minutes); the tables of benchmarks/README.md."""
+    session.install("-e", ".[all,speedups]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "benchmarks/run.py", *session.posargs)
 
 
 @nox.session(python=FRAMEWORK_PYTHON)

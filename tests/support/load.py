@@ -152,6 +152,7 @@ def send_oversized_chunked(
 
 
 def _answer_waiting(sock: socket.socket) -> bool:
+    timeout = sock.gettimeout()
     sock.setblocking(False)
     try:
         return bool(sock.recv(1, socket.MSG_PEEK))
@@ -160,7 +161,7 @@ def _answer_waiting(sock: socket.socket) -> bool:
     except OSError:
         return True
     finally:
-        sock.setblocking(True)
+        sock.settimeout(timeout)  # setblocking(True) would drop the timeout: never hang
 
 
 def _read_status(sock: socket.socket) -> int | None:

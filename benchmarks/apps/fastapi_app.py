@@ -1,0 +1,21 @@
+"""FastAPI: the middleware at /webhooks, a hand-written route at /bare, one process."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+from shared import OK, SECRET, UNAUTHORIZED, async_router, floor, handle_bare
+
+from messages_integrations.starlette import MessagesWebhookMiddleware
+
+app = FastAPI()
+app.add_middleware(MessagesWebhookMiddleware, path="/webhooks", secret=SECRET, router=async_router)
+
+
+@app.post("/bare")
+async def bare(request: Request) -> Response:
+    """The floor's work by hand."""
+    document = floor(request.headers, await request.body())
+    if document is None:
+        return Response(UNAUTHORIZED, 401, media_type="application/json")
+    handle_bare(document)
+    return Response(OK, media_type="application/json")
