@@ -6,10 +6,18 @@ handlers. Add ``"messages_integrations.django"`` to ``INSTALLED_APPS`` for syste
 """
 
 from .signals import webhook_received
-from .views import MessagesWebhookView, messages_webhook, webhook_view
+from .views import (
+    AsyncMessagesWebhookView,
+    MessagesWebhookView,
+    async_webhook_view,
+    messages_webhook,
+    webhook_view,
+)
 
 __all__ = [
+    "AsyncMessagesWebhookView",
     "MessagesWebhookView",
+    "async_webhook_view",
     "messages_webhook",
     "webhook_received",
     "webhook_view",

@@ -10,7 +10,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from messages_integrations import Event, WebhookRouter
-from messages_integrations.django import MessagesWebhookView, messages_webhook, webhook_view
+from messages_integrations.django import (
+    AsyncMessagesWebhookView,
+    MessagesWebhookView,
+    async_webhook_view,
+    messages_webhook,
+    webhook_view,
+)
 from messages_integrations.testing import Recorder
 
 LINE_B_SECRET = "whsec_line_b"
@@ -108,6 +114,8 @@ def needs_csrf_token(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("webhooks/messages", webhook_view),
+    path("webhooks/async", async_webhook_view),
+    path("webhooks/async-failing", AsyncMessagesWebhookView.as_view(router=failing_router)),
     path("webhooks/failing", MessagesWebhookView.as_view(router=failing_router)),
     path("webhooks/slow", MessagesWebhookView.as_view(router=slow_router)),
     path(
