@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cli.servers import FakeMessagesAPI, fake_messages_api
 
 # The official SDK's deliveries live in ../shared/vectors beside the checkout; a copy ships in
 # tests/vectors so that the suite also runs from an sdist.
@@ -23,6 +26,13 @@ def load_vectors() -> list[dict[str, Any]]:
             vectors: list[dict[str, Any]] = json.loads(place.read_text(encoding="utf-8"))
             return vectors
     raise FileNotFoundError("official-sdk-deliveries.json not found")
+
+
+@pytest.fixture
+def api() -> Iterator[FakeMessagesAPI]:
+    """A fake of the Messages.dev REST API on 127.0.0.1 (tests/cli/servers.py)."""
+    with fake_messages_api() as fake:
+        yield fake
 
 
 @pytest.fixture

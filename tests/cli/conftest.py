@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .servers import FakeMessagesAPI, Receiver, fake_messages_api, webhook_receiver
+from .servers import Receiver, webhook_receiver
 
 SECRET = "whsec_cli_test_secret"
 
@@ -23,10 +23,3 @@ def endpoint() -> Iterator[Receiver]:
     """A webhook endpoint on 127.0.0.1 that verifies with :data:`SECRET`."""
     with webhook_receiver(SECRET) as receiver:
         yield receiver
-
-
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    """A fake of the Messages.dev REST API on 127.0.0.1."""
-    with fake_messages_api() as fake:
-        yield fake

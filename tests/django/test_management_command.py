@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from tests.cli.servers import FakeMessagesAPI, fake_messages_api, webhook_receiver
+from tests.cli.servers import FakeMessagesAPI, webhook_receiver
 
 pytestmark = pytest.mark.http
-
-
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    with fake_messages_api() as fake:
-        yield fake
 
 
 @pytest.fixture(autouse=True)

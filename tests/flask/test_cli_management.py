@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 
-from tests.cli.servers import FakeMessagesAPI, fake_messages_api, webhook_receiver
+from tests.cli.servers import FakeMessagesAPI, webhook_receiver
 
 pytestmark = pytest.mark.http
-
-
-@pytest.fixture
-def api() -> Iterator[FakeMessagesAPI]:
-    with fake_messages_api() as fake:
-        yield fake
 
 
 @pytest.fixture(autouse=True)
