@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from messages_integrations import WebhookRouter
+from messages_integrations.testing import Recorder
 from tests.cli.servers import FakeMessagesAPI, fake_messages_api
 
 # The official SDK's deliveries live in ../shared/vectors beside the checkout; a copy ships in
@@ -26,6 +28,20 @@ def load_vectors() -> list[dict[str, Any]]:
             vectors: list[dict[str, Any]] = json.loads(place.read_text(encoding="utf-8"))
             return vectors
     raise FileNotFoundError("official-sdk-deliveries.json not found")
+
+
+@pytest.fixture
+def router() -> WebhookRouter:
+    """A fresh router, so that tests never share handlers."""
+    return WebhookRouter()
+
+
+@pytest.fixture
+def recorder(router: WebhookRouter) -> Recorder:
+    """Records every event ``router`` dispatches."""
+    recorder = Recorder()
+    router.on("*")(recorder)
+    return recorder
 
 
 @pytest.fixture

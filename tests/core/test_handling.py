@@ -51,18 +51,6 @@ def call(request: pytest.FixtureRequest) -> Call:
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def router(recorder: Recorder) -> WebhookRouter:
-    router = WebhookRouter()
-    router.on("*")(recorder)
-    return router
-
-
-@pytest.fixture
 def receiver(router: WebhookRouter) -> WebhookReceiver:
     return WebhookReceiver(secret=SECRET, router=router)
 

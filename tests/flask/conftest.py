@@ -23,20 +23,6 @@ def _no_secret_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def router() -> WebhookRouter:
-    """A fresh router, so that tests never share handlers."""
-    return WebhookRouter()
-
-
-@pytest.fixture
-def recorder(router: WebhookRouter) -> Recorder:
-    """Records every event the router dispatches."""
-    recorder = Recorder()
-    router.on("*")(recorder)
-    return recorder
-
-
-@pytest.fixture
 def make_app() -> Callable[..., Flask]:
     """Build an app with one webhook blueprint at /webhooks, given create_blueprint's options."""
 

@@ -26,18 +26,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def router() -> WebhookRouter:
-    return WebhookRouter()
-
-
-@pytest.fixture
-def recorder(router: WebhookRouter) -> Recorder:
-    recorder = Recorder()
-    router.on("*")(recorder)
-    return recorder
-
-
-@pytest.fixture
 def downstream() -> EchoApp:
     return EchoApp()
 

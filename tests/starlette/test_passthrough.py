@@ -30,18 +30,6 @@ from .helpers import (
 )
 
 
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def router(recorder: Recorder) -> WebhookRouter:
-    router = WebhookRouter()
-    router.on("*")(recorder)
-    return router
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 async def test_requests_to_other_paths_keep_their_method_and_body(
