@@ -64,6 +64,17 @@ class WebhookResponse:
     close_connection: bool = False
 
     @property
+    def asgi_headers(self) -> tuple[tuple[str, str], ...]:
+        """:attr:`headers`, plus ``connection: close`` when the body was left unread.
+
+        For ASGI servers; a WSGI application may not send that hop-by-hop header (PEP 3333), and
+        its server drains or closes the connection itself.
+        """
+        if self.close_connection:
+            return (*self.headers, ("connection", "close"))
+        return self.headers
+
+    @property
     def content_type(self) -> str:
         """The media type of :attr:`body`."""
         return "application/json"

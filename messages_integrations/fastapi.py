@@ -85,8 +85,5 @@ async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
 
 
 def _as_exception(answer: WebhookResponse) -> HTTPException:
-    headers = {name: value for name, value in answer.headers if name != "content-type"}
-    if answer.close_connection:
-        # The rest of the body was never read, so the connection cannot carry another request.
-        headers["connection"] = "close"
+    headers = {name: value for name, value in answer.asgi_headers if name != "content-type"}
     return HTTPException(answer.status, detail=answer.json(), headers=headers or None)

@@ -89,10 +89,9 @@ async def _body_chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
 
 
 async def _send(answer: WebhookResponse, send: Send) -> None:
-    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.asgi_headers
+    ]
     headers.append((b"content-length", str(len(answer.body)).encode("ascii")))
-    if answer.close_connection:
-        # The rest of the body was never read, so the connection cannot carry another request.
-        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
