@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from messages_integrations import WebhookRouter
 from messages_integrations.testing import Recorder
 from tests.cli.servers import FakeMessagesAPI, fake_messages_api
+from tests.support.services import Service, memcached_service, redis_service
 
 # The official SDK's deliveries live in ../shared/vectors beside the checkout; a copy ships in
 # tests/vectors so that the suite also runs from an sdist.
@@ -55,3 +57,34 @@ def api() -> Iterator[FakeMessagesAPI]:
 def anyio_backend() -> str:
     """Async tests run on asyncio, the loop every supported server uses."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Service]:
+    """A private redis-server for the whole test session (tests/support/services.py)."""
+    with redis_service() as service:
+        yield service
+
+
+@pytest.fixture
+def redis_url(redis_server: Service) -> Iterator[str]:
+    """``redis://`` URL of a running private Redis, flushed after each test."""
+    if redis_server.process is None:  # a test stopped it: bring it back for the next one
+        redis_server.start()
+    yield f"redis://{redis_server.address}/0"
+    if redis_server.process is None:
+        redis_server.start()
+    _flush_redis(redis_server)
+
+
+def _flush_redis(service: Service) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), 5) as sock:
+        sock.sendall(b"FLUSHALL\r\n")
+        sock.recv(64)
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[Service]:
+    """A private memcached for the whole test session."""
+    with memcached_service() as service:
+        yield service
