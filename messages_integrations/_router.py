@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, overload
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
@@ -21,7 +24,14 @@ from ._events import (
     TypingStopped,
 )
 
-__all__ = ["Handler", "HandlerDecorator", "WebhookRouter", "default_router", "on"]
+__all__ = [
+    "Handler",
+    "HandlerDecorator",
+    "RouterSnapshot",
+    "WebhookRouter",
+    "default_router",
+    "on",
+]
 
 WILDCARD = "*"
 
@@ -57,42 +67,71 @@ def _raise_collected(event: Event[Any], errors: list[BaseException]) -> None:
         raise ExceptionGroup(f"{len(errors)} handlers of {event.event!r} failed", errors)  # type: ignore[type-var]
 
 
+@dataclass(frozen=True, slots=True)
+class RouterSnapshot:
+    """The handlers of a router at one moment (:meth:`WebhookRouter.snapshot`)."""
+
+    inline: Mapping[str, tuple[Handler, ...]]
+    background: Mapping[str, tuple[Handler, ...]]
+
+
 class WebhookRouter:
     """Routes verified events to the handlers registered for their name.
 
     Register with ``@router.on("reaction.added")`` or ``router.on("reaction.added")(handler)``.
     Handlers run in registration order; handlers for ``"*"`` receive every event, unknown ones too.
+    Inline handlers run in the request; ``background=True`` ones in a task-queue worker.
     """
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
+        self._background: dict[str, list[Handler]] = {}
 
     def __repr__(self) -> str:
-        counts = {name: len(handlers) for name, handlers in self._handlers.items()}
-        return f"<WebhookRouter {counts}>"
+        counts = {name: len(hs) for name, hs in self._handlers.items() if hs}
+        background = {name: len(hs) for name, hs in self._background.items() if hs}
+        return f"<WebhookRouter {counts} background={background}>"
 
     @overload
-    def on(self, name: Literal["message.received"], /) -> HandlerDecorator[MessageReceived]: ...
+    def on(
+        self, name: Literal["message.received"], /, *, background: bool = False
+    ) -> HandlerDecorator[MessageReceived]: ...
     @overload
-    def on(self, name: Literal["message.sent"], /) -> HandlerDecorator[MessageSent]: ...
+    def on(
+        self, name: Literal["message.sent"], /, *, background: bool = False
+    ) -> HandlerDecorator[MessageSent]: ...
     @overload
-    def on(self, name: Literal["reaction.added"], /) -> HandlerDecorator[ReactionAdded]: ...
+    def on(
+        self, name: Literal["reaction.added"], /, *, background: bool = False
+    ) -> HandlerDecorator[ReactionAdded]: ...
     @overload
-    def on(self, name: Literal["reaction.removed"], /) -> HandlerDecorator[ReactionRemoved]: ...
+    def on(
+        self, name: Literal["reaction.removed"], /, *, background: bool = False
+    ) -> HandlerDecorator[ReactionRemoved]: ...
     @overload
-    def on(self, name: Literal["typing.started"], /) -> HandlerDecorator[TypingStarted]: ...
+    def on(
+        self, name: Literal["typing.started"], /, *, background: bool = False
+    ) -> HandlerDecorator[TypingStarted]: ...
     @overload
-    def on(self, name: Literal["typing.stopped"], /) -> HandlerDecorator[TypingStopped]: ...
+    def on(
+        self, name: Literal["typing.stopped"], /, *, background: bool = False
+    ) -> HandlerDecorator[TypingStopped]: ...
     @overload
-    def on(self, name: Literal["receipt.read"], /) -> HandlerDecorator[ReceiptRead]: ...
+    def on(
+        self, name: Literal["receipt.read"], /, *, background: bool = False
+    ) -> HandlerDecorator[ReceiptRead]: ...
     @overload
-    def on(self, name: Literal["*"], /) -> HandlerDecorator[Event[Any]]: ...
+    def on(
+        self, name: Literal["*"], /, *, background: bool = False
+    ) -> HandlerDecorator[Event[Any]]: ...
     @overload
     def on(
         self,
         first: Literal["message.received", "message.sent"],
         second: Literal["message.received", "message.sent"],
         /,
+        *,
+        background: bool = False,
     ) -> HandlerDecorator[MessageReceived | MessageSent]: ...
     @overload
     def on(
@@ -100,6 +139,8 @@ class WebhookRouter:
         first: Literal["reaction.added", "reaction.removed"],
         second: Literal["reaction.added", "reaction.removed"],
         /,
+        *,
+        background: bool = False,
     ) -> HandlerDecorator[ReactionAdded | ReactionRemoved]: ...
     @overload
     def on(
@@ -107,11 +148,13 @@ class WebhookRouter:
         first: Literal["typing.started", "typing.stopped"],
         second: Literal["typing.started", "typing.stopped"],
         /,
+        *,
+        background: bool = False,
     ) -> HandlerDecorator[TypingStarted | TypingStopped]: ...
     @overload
-    def on(self, *names: str) -> HandlerDecorator[Any]: ...
+    def on(self, *names: str, background: bool = False) -> HandlerDecorator[Any]: ...
 
-    def on(self, *names: str) -> HandlerDecorator[Any]:
+    def on(self, *names: str, background: bool = False) -> HandlerDecorator[Any]:
         """Register a handler for one or more event names (or ``"*"``).
 
         As a decorator::
@@ -120,46 +163,86 @@ class WebhookRouter:
             def thank(event: ReactionAdded) -> None: ...
 
         or as a plain call: ``router.on("reaction.added", "reaction.removed")(log_reaction)``.
-        A misspelt name raises :class:`ValueError` naming the closest valid one.
+        With ``background=True`` the handler runs in a task-queue worker instead of the request
+        (``docs/background.md``). A misspelt name raises :class:`ValueError` naming the closest
+        valid one.
         """
         if not names:
             raise TypeError("on() needs at least one event name, or '*' for every event")
         for name in names:
             _check_name(name)
+        table = self._background if background else self._handlers
 
         def register(handler: Callable[[Any], R]) -> Callable[[Any], R]:
             if not callable(handler):
                 raise TypeError(f"a handler must be callable, not {type(handler).__name__}")
             for name in dict.fromkeys(names):
-                self._handlers.setdefault(name, []).append(handler)
+                table.setdefault(name, []).append(handler)
             return handler
 
         return register
 
-    def handlers_for(self, name: str) -> list[Handler]:
-        """Return the handlers an event of this name runs, in order: its own, then ``"*"``."""
+    def handlers_for(self, name: str, *, background: bool = False) -> list[Handler]:
+        """Return the handlers of one kind an event of this name runs: its own, then ``"*"``'s."""
+        table = self._background if background else self._handlers
         if name == WILDCARD:
-            return list(self._handlers.get(WILDCARD, ()))
-        return [*self._handlers.get(name, ()), *self._handlers.get(WILDCARD, ())]
+            return list(table.get(WILDCARD, ()))
+        return [*table.get(name, ()), *table.get(WILDCARD, ())]
+
+    def has_background(self, name: str) -> bool:
+        """Whether an event of this name (``"*"``: every event) has a background handler."""
+        return bool(self.handlers_for(name, background=True))
+
+    def needs_queue(self) -> bool:
+        """Whether any background handler is registered, so that a task queue is required."""
+        return any(self._background.values())
 
     def remove(self, handler: Handler, *names: str) -> None:
-        """Unregister ``handler`` from ``names`` (from every name when none is given)."""
-        for name in names or list(self._handlers):
-            handlers = self._handlers.get(name, [])
-            while handler in handlers:
-                handlers.remove(handler)
+        """Unregister ``handler`` (inline or background) from ``names``, or from every name."""
+        for table in (self._handlers, self._background):
+            for name in names or list(table):
+                handlers = table.get(name, [])
+                while handler in handlers:
+                    handlers.remove(handler)
 
     def clear(self) -> None:
         """Forget every registered handler."""
         self._handlers.clear()
+        self._background.clear()
 
-    def dispatch(self, event: Event[Any]) -> int:
-        """Run every handler of ``event`` in order and return how many ran.
+    def snapshot(self) -> RouterSnapshot:
+        """Capture the registered handlers, for :meth:`restore` later."""
+        return RouterSnapshot(_freeze(self._handlers), _freeze(self._background))
 
-        Async handlers are run to completion. Every handler runs even if one raises; then the
-        error is raised again (an :class:`ExceptionGroup` when several failed).
+    def restore(self, snapshot: RouterSnapshot) -> None:
+        """Register exactly the handlers captured by :meth:`snapshot`, forgetting any others."""
+        self._handlers = {name: list(hs) for name, hs in snapshot.inline.items()}
+        self._background = {name: list(hs) for name, hs in snapshot.background.items()}
+
+    @contextmanager
+    def isolated(self) -> Iterator[WebhookRouter]:
+        """Within the block, handlers may be added or removed; on exit the previous set returns.
+
+        For tests that register handlers on :data:`default_router`::
+
+            with default_router.isolated():
+                on("message.received")(record)
+                ...
         """
-        handlers = self.handlers_for(event.event)
+        saved = self.snapshot()
+        try:
+            yield self
+        finally:
+            self.restore(saved)
+
+    def dispatch(self, event: Event[Any], *, background: bool = False) -> int:
+        """Run the handlers of ``event`` of one kind, in order, and return how many ran.
+
+        ``background=False`` (the request) runs the inline handlers; a task-queue worker passes
+        ``background=True``. Async handlers are run to completion. Every handler runs even if one
+        raises; then the error is raised again (an :class:`ExceptionGroup` when several failed).
+        """
+        handlers = self.handlers_for(event.event, background=background)
         errors: list[BaseException] = []
         for handler in handlers:
             try:
@@ -174,13 +257,15 @@ class WebhookRouter:
         _raise_collected(event, errors)
         return len(handlers)
 
-    async def adispatch(self, event: Event[Any], *, thread_sensitive: bool = False) -> int:
+    async def adispatch(
+        self, event: Event[Any], *, background: bool = False, thread_sensitive: bool = False
+    ) -> int:
         """Like :meth:`dispatch`, from async code: sync handlers run in a worker thread.
 
         ``thread_sensitive=True`` runs sync handlers in the one thread asgiref keeps for code that
         must not move between threads (Django's ORM).
         """
-        handlers = self.handlers_for(event.event)
+        handlers = self.handlers_for(event.event, background=background)
         errors: list[BaseException] = []
         for handler in handlers:
             try:
@@ -194,6 +279,10 @@ class WebhookRouter:
                 errors.append(exc)
         _raise_collected(event, errors)
         return len(handlers)
+
+
+def _freeze(table: dict[str, list[Handler]]) -> Mapping[str, tuple[Handler, ...]]:
+    return MappingProxyType({name: tuple(hs) for name, hs in table.items() if hs})
 
 
 async def _await(awaitable: Awaitable[object]) -> object:

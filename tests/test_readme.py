@@ -29,13 +29,8 @@ def section(title: str) -> str:
 def quickstart(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A namespace to run a quickstart in; the handlers it registers are removed afterwards."""
     monkeypatch.setenv("MESSAGES_WEBHOOK_SECRET", SECRET)
-    before = {name: default_router.handlers_for(name) for name in ("message.received", "*")}
-    namespace: dict[str, Any] = {"__name__": "readme_quickstart"}
-    yield namespace
-    for name, handlers in before.items():
-        for handler in default_router.handlers_for(name):
-            if handler not in handlers:
-                default_router.remove(handler)
+    with default_router.isolated():
+        yield {"__name__": "readme_quickstart"}
 
 
 @pytest.mark.parametrize("number", range(len(BLOCKS)))

@@ -203,17 +203,15 @@ async def test_adispatch_collects_errors_like_dispatch() -> None:
 
 def test_module_level_on_registers_on_the_default_router() -> None:
     seen: list[str] = []
+    with default_router.isolated():
 
-    @on("receipt.read")
-    def read(event: Event[Any]) -> None:
-        seen.append(event.event)
+        @on("receipt.read")
+        def read(event: Event[Any]) -> None:
+            seen.append(event.event)
 
-    try:
         default_router.dispatch(make_event("receipt.read"))
         assert seen[-1:] == ["receipt.read"]
         assert read in default_router.handlers_for("receipt.read")
-    finally:
-        default_router.remove(read)
     assert read not in default_router.handlers_for("receipt.read")
 
 
@@ -241,3 +239,127 @@ def test_remove_unregisters_a_handler_from_some_or_all_names() -> None:
     router.remove(remember)
     router.dispatch(make_event("reaction.removed"))
     assert seen == ["reaction.added"]
+
+
+def test_background_handlers_run_only_when_dispatching_background() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+    router.on("reaction.added")(lambda event: seen.append("inline"))
+    router.on("reaction.added", background=True)(lambda event: seen.append("background"))
+    router.on("*", background=True)(lambda event: seen.append("background *"))
+
+    assert router.dispatch(make_event()) == 1
+    assert seen == ["inline"]
+    assert router.dispatch(make_event(), background=True) == 2
+    assert seen == ["inline", "background", "background *"]
+
+
+@pytest.mark.anyio
+async def test_adispatch_runs_only_the_handlers_of_the_kind_asked_for() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    @router.on("message.received", background=True)
+    async def later(event: Event[Any]) -> None:
+        seen.append("background")
+
+    router.on("message.received")(lambda event: seen.append("inline"))
+    assert await router.adispatch(make_event("message.received")) == 1
+    assert await router.adispatch(make_event("message.received"), background=True) == 1
+    assert seen == ["inline", "background"]
+
+
+def test_handlers_for_and_has_background_tell_the_kinds_apart() -> None:
+    router = WebhookRouter()
+
+    def inline(event: Event[Any]) -> None: ...
+    def later(event: Event[Any]) -> None: ...
+
+    router.on("message.received")(inline)
+    router.on("message.received", background=True)(later)
+    assert router.handlers_for("message.received") == [inline]
+    assert router.handlers_for("message.received", background=True) == [later]
+    assert router.has_background("message.received")
+    assert not router.has_background("message.sent")
+    assert not router.has_background("*")
+
+
+def test_a_background_wildcard_handler_gives_every_event_a_background_handler() -> None:
+    router = WebhookRouter()
+    assert not router.needs_queue()
+    router.on("*", background=True)(lambda event: None)
+    assert router.has_background("*")
+    assert router.has_background("typing.started")
+    assert router.has_background("chat.renamed")
+    assert router.handlers_for("typing.started") == []
+
+
+def test_needs_queue_only_once_a_background_handler_is_registered() -> None:
+    router = WebhookRouter()
+
+    def later(event: Event[Any]) -> None: ...
+
+    router.on("message.received")(lambda event: None)
+    assert not router.needs_queue()
+    router.on("message.received", background=True)(later)
+    assert router.needs_queue()
+    router.remove(later)
+    assert not router.needs_queue()
+
+
+def test_background_registration_validates_names_like_inline() -> None:
+    with pytest.raises(ValueError, match=r"did you mean 'message\.received'"):
+        WebhookRouter().on("message.recieved", background=True)
+
+
+def test_isolated_restores_the_previous_handlers_of_both_kinds() -> None:
+    router = WebhookRouter()
+    seen: list[str] = []
+
+    def kept(event: Event[Any]) -> None:
+        seen.append("kept")
+
+    router.on("reaction.added")(kept)
+    with router.isolated() as inside:
+        assert inside is router
+        router.remove(kept)
+        router.on("reaction.added")(lambda event: seen.append("temporary"))
+        router.on("*", background=True)(lambda event: seen.append("temporary background"))
+        router.dispatch(make_event())
+        router.dispatch(make_event(), background=True)
+    router.dispatch(make_event())
+    router.dispatch(make_event(), background=True)
+    assert seen == ["temporary", "temporary background", "kept"]
+    assert not router.needs_queue()
+
+
+def test_isolated_restores_even_when_the_block_raises() -> None:
+    router = WebhookRouter()
+
+    def failing_test() -> None:
+        with router.isolated():
+            router.on("reaction.added")(lambda event: None)
+            raise RuntimeError("test failed")
+
+    with pytest.raises(RuntimeError):
+        failing_test()
+    assert router.handlers_for("reaction.added") == []
+
+
+def test_snapshot_and_restore_bring_back_the_registered_handlers() -> None:
+    router = WebhookRouter()
+
+    def first(event: Event[Any]) -> None: ...
+    def second(event: Event[Any]) -> None: ...
+
+    router.on("reaction.added")(first)
+    saved = router.snapshot()
+    router.clear()
+    router.on("reaction.added", background=True)(second)
+    router.restore(saved)
+    assert router.handlers_for("reaction.added") == [first]
+    assert router.handlers_for("reaction.added", background=True) == []
+    # Registering after a restore never changes the snapshot itself.
+    router.on("reaction.added")(second)
+    router.restore(saved)
+    assert router.handlers_for("reaction.added") == [first]

@@ -48,7 +48,7 @@ from . import urls  # noqa: E402 - needs the settings above
 from .webhook_app import messages_webhooks  # noqa: E402
 
 # The default router as autodiscovery left it: other test folders may clear it.
-_STARTUP_HANDLERS = {name: list(handlers) for name, handlers in default_router._handlers.items()}
+_STARTUP_HANDLERS = default_router.snapshot()
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def send(request: pytest.FixtureRequest) -> Send:
 
 @pytest.fixture(autouse=True)
 def _fresh_recorders() -> Iterator[None]:
-    default_router._handlers = {name: list(hs) for name, hs in _STARTUP_HANDLERS.items()}
+    default_router.restore(_STARTUP_HANDLERS)
     for recorder in (
         messages_webhooks.received,
         messages_webhooks.messages,

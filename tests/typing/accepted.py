@@ -58,6 +58,29 @@ def everything(event: Event[Any]) -> None:
     print(event.event, event.raw)
 
 
+# Background handlers are typed exactly like inline ones.
+@on("message.received", background=True)
+def reply_later(event: MessageReceived) -> None:
+    assert_type(event.data.text, str | None)
+
+
+@router.on("reaction.added", "reaction.removed", background=True)
+async def either_reaction_later(event: ReactionAdded | ReactionRemoved) -> bool:
+    return event.data.added
+
+
+@router.on("*", background=True)
+def everything_later(event: Event[Any]) -> None: ...
+
+
+assert_type(reply_later, Callable[[MessageReceived], None])
+assert_type(router.needs_queue(), bool)
+assert_type(router.has_background("message.received"), bool)
+with router.isolated() as same_router:
+    assert_type(same_router, WebhookRouter)
+router.restore(router.snapshot())
+
+
 # Decorating keeps the handler callable with its own types.
 assert_type(thank, Callable[[ReactionAdded], None])
 

@@ -51,3 +51,15 @@ def typing(event: TypingStopped) -> None:
 router.on("reaction.added", "reaction.removed")(on_reaction)  # rejected
 
 verify_webhook(b"{}", "sig", 42)  # rejected
+
+# The same mistakes with background handlers.
+on("reaction.added", background=True)(on_message)  # rejected
+
+
+@router.on("message.received", background=True)  # rejected
+def wrong_later(event: ReactionAdded) -> None: ...
+
+
+router.on("message.received", background=True)(on_message)
+router.on("typing.started", "typing.stopped", background=True)(on_receipt)  # rejected
+router.on("receipt.read", background="yes")(on_receipt)  # rejected
