@@ -9,6 +9,7 @@ from ._errors import (
     ConfigurationError,
     InvalidPayloadError,
     SignatureVerificationError,
+    StaleDeliveryError,
     WebhookError,
 )
 from ._events import (
@@ -31,8 +32,9 @@ from ._events import (
 )
 from ._handling import Accepted, BodyTooLarge, WebhookReceiver, WebhookResponse
 from ._router import WebhookRouter, default_router, on
-from ._signing import sign_webhook, verify_webhook
+from ._signing import sign_webhook
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore
+from ._verify import verify_webhook
 
 __version__ = "0.1.0"
 
@@ -56,6 +58,7 @@ __all__ = [
     "ReadReceipt",
     "ReceiptRead",
     "SignatureVerificationError",
+    "StaleDeliveryError",
     "TypingIndicator",
     "TypingStarted",
     "TypingStopped",

@@ -2,6 +2,7 @@
 
 WebhookError
 ├── SignatureVerificationError   the delivery is not authentic (401)
+│   └── StaleDeliveryError       authentic, but signed outside the replay window (401)
 ├── InvalidPayloadError          authentic, but not a valid envelope (400)
 └── ConfigurationError           the application is set up wrongly (no secret, ...)
 """
@@ -12,6 +13,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidPayloadError",
     "SignatureVerificationError",
+    "StaleDeliveryError",
     "WebhookError",
 ]
 
@@ -22,6 +24,10 @@ class WebhookError(Exception):
 
 class SignatureVerificationError(WebhookError):
     """The signature is missing, malformed or wrong, or its timestamp is outside the window."""
+
+
+class StaleDeliveryError(SignatureVerificationError):
+    """The signature holds, but its timestamp is outside the replay window (replay or clock)."""
 
 
 class InvalidPayloadError(WebhookError):

@@ -1,32 +1,26 @@
-"""Typed, immutable Messages.dev events, and the parser that builds them from a delivery's body.
+"""Typed, immutable Messages.dev events, and the decoder that builds them from a delivery's body.
 
-Field names are the wire's snake_case names. Fields a known payload always carries are required;
-those newer deliveries add are optional. Unknown extra fields never cause a rejection: the whole
-body stays reachable as ``event.raw``.
-
-Parsing runs on every delivery, so valid bodies take a fast path (readers generated per class, the
-way dataclasses generates ``__init__``) and anything else falls back to the plain reference code,
-which alone words the errors. With the ``speedups`` extra (orjson) installed, orjson reads the
-JSON; whenever it could disagree with the standard library, the standard library decides.
+The classes below are the single source of truth: frozen ``msgspec`` Structs whose field names are
+the wire's snake_case names, decoded in one pass through a union tagged by the ``event`` key.
+Fields a known payload always carries are required; those newer deliveries add are optional.
+Unknown extra fields never cause a rejection, and the whole body stays reachable as ``event.raw``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
-import os
 import re
-import types
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from json.scanner import make_scanner
+from collections.abc import Mapping
+from itertools import accumulate
 from typing import Any, ClassVar, Final, Generic, TypeVar
+
+import msgspec
 
 from ._errors import InvalidPayloadError
 
 __all__ = [
     "EVENT_NAMES",
+    "MAX_DEPTH",
     "Attachment",
     "Event",
     "Message",
@@ -41,6 +35,7 @@ __all__ = [
     "TypingStarted",
     "TypingStopped",
     "UnknownEvent",
+    "decode_event",
     "parse_event",
 ]
 
@@ -55,8 +50,7 @@ EVENT_NAMES: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Attachment:
+class Attachment(msgspec.Struct, frozen=True):
     """A file attached to a message; every field may be null on the wire."""
 
     filename: str | None = None
@@ -66,8 +60,7 @@ class Attachment:
     transcription: str | None = None  # set on voice memos
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(msgspec.Struct, frozen=True):
     """The ``data`` of ``message.received`` and ``message.sent``."""
 
     id: str
@@ -87,8 +80,7 @@ class Message:
     service: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Reaction:
+class Reaction(msgspec.Struct, frozen=True):
     """The ``data`` of ``reaction.added`` and ``reaction.removed``; ``type`` is the tapback name."""
 
     id: str
@@ -102,8 +94,7 @@ class Reaction:
     line_handle: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TypingIndicator:
+class TypingIndicator(msgspec.Struct, frozen=True):
     """The ``data`` of ``typing.started`` and ``typing.stopped``."""
 
     id: str
@@ -114,8 +105,7 @@ class TypingIndicator:
     line_handle: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ReadReceipt:
+class ReadReceipt(msgspec.Struct, frozen=True):
     """The ``data`` of ``receipt.read``."""
 
     id: str
@@ -129,508 +119,300 @@ class ReadReceipt:
 DataT = TypeVar("DataT", covariant=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Event(Generic[DataT]):
+# ``dict=True`` gives each event a private ``__dict__`` beside its fields: it keeps the body the
+# event was decoded from, so that ``raw`` is decoded only when someone asks for it.
+class Event(msgspec.Struct, Generic[DataT], frozen=True, dict=True):
     """A verified (or parsed) delivery: its name, typed ``data``, timestamp and delivery id."""
 
-    event: str
     data: DataT
     timestamp: int  # unix milliseconds
-    delivery_id: str | None
-    raw: dict[str, Any] = field(repr=False, compare=False)
+    delivery_id: str | None = None
 
     name: ClassVar[str | None] = None  # the event name a subclass stands for
+    # What ``data`` takes when a field is absent or null, per event: old payloads may omit a
+    # field the event's name implies (``added`` of a reaction, ``is_typing``).
+    implied: ClassVar[Mapping[str, Any]] = {}
+
+    @property
+    def event(self) -> str:
+        """The event's name, such as ``"reaction.added"``."""
+        return self.name or ""
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The whole body as a dict, unknown fields included; decoded on first access."""
+        state = self.__dict__
+        cached: dict[str, Any] | None = state.get("_raw")
+        if cached is None:
+            source = state.get("_source")
+            if isinstance(source, bytes):
+                cached = _decode_raw(source)
+            elif isinstance(source, dict):
+                cached = source
+            else:  # built by hand rather than decoded: the fields, as the wire spells them
+                cached = msgspec.to_builtins(self)
+            state["_raw"] = cached
+        return cached
 
 
-class MessageReceived(Event[Message]):
+class MessageReceived(Event[Message], frozen=True, tag_field="event", tag="message.received"):
     """A new incoming message on the line."""
 
-    __slots__ = ()
     name = "message.received"
+    implied = {"attachments": ()}
 
 
-class MessageSent(Event[Message]):
+class MessageSent(Event[Message], frozen=True, tag_field="event", tag="message.sent"):
     """An outgoing message was delivered."""
 
-    __slots__ = ()
     name = "message.sent"
+    implied = {"attachments": ()}
 
 
-class ReactionAdded(Event[Reaction]):
+class ReactionAdded(Event[Reaction], frozen=True, tag_field="event", tag="reaction.added"):
     """A reaction (tapback) was added to a message."""
 
-    __slots__ = ()
     name = "reaction.added"
+    implied = {"added": True}
 
 
-class ReactionRemoved(Event[Reaction]):
+class ReactionRemoved(Event[Reaction], frozen=True, tag_field="event", tag="reaction.removed"):
     """A reaction (tapback) was removed from a message."""
 
-    __slots__ = ()
     name = "reaction.removed"
+    implied = {"added": False}
 
 
-class TypingStarted(Event[TypingIndicator]):
+class TypingStarted(Event[TypingIndicator], frozen=True, tag_field="event", tag="typing.started"):
     """Someone started typing in a chat."""
 
-    __slots__ = ()
     name = "typing.started"
+    implied = {"is_typing": True}
 
 
-class TypingStopped(Event[TypingIndicator]):
+class TypingStopped(Event[TypingIndicator], frozen=True, tag_field="event", tag="typing.stopped"):
     """Someone stopped typing in a chat."""
 
-    __slots__ = ()
     name = "typing.stopped"
+    implied = {"is_typing": False}
 
 
-class ReceiptRead(Event[ReadReceipt]):
+class ReceiptRead(Event[ReadReceipt], frozen=True, tag_field="event", tag="receipt.read"):
     """A read receipt was received."""
 
-    __slots__ = ()
     name = "receipt.read"
 
 
-class UnknownEvent(Event[dict[str, Any]]):
+class UnknownEvent(Event[dict[str, Any]], frozen=True, kw_only=True):
     """An event name this version does not know yet; ``data`` is the raw dict."""
 
-    __slots__ = ()
+    event: str  # a field here, where known events derive it from their class
 
 
-# --- validation: the reference path, which words every error ------------------------------
-
-_KINDS: Final[dict[type, str]] = {str: "a string", int: "an integer", bool: "a boolean"}
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    name: str
-    kind: type  # the exact type required: bool is not an int here, 1.0 is not an int
-    required: bool
-
-    @property
-    def expected(self) -> str:
-        return _KINDS[self.kind] + ("" if self.required else " or null")
-
-
-def _fields(required: dict[str, type], optional: dict[str, type]) -> tuple[_Field, ...]:
-    specs = [_Field(name, kind, True) for name, kind in required.items()]
-    specs += [_Field(name, kind, False) for name, kind in optional.items()]
-    return tuple(specs)
-
-
-def _wrong(path: str, expected: str, value: Any) -> InvalidPayloadError:
-    got = "null" if value is None else type(value).__name__
-    return InvalidPayloadError(f"{path}: expected {expected}, got {got}")
-
-
-def _read_fields(obj: dict[str, Any], specs: tuple[_Field, ...], path: str) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for spec in specs:
-        if spec.name in obj:
-            value = obj[spec.name]
-            if type(value) is not spec.kind and (spec.required or value is not None):
-                raise _wrong(f"{path}.{spec.name}", spec.expected, value)
-            values[spec.name] = value
-        elif spec.required:
-            raise InvalidPayloadError(f"{path}.{spec.name}: missing required field")
-    return values
-
-
-_ATTACHMENT_FIELDS = _fields(
-    {},
-    {"filename": str, "mime_type": str, "size": int, "url": str, "transcription": str},
-)
-_MESSAGE_FIELDS = _fields(
-    {"id": str, "chat_id": str, "sender": str, "is_from_me": bool, "sent_at": int},
-    {
-        "object": str,
-        "guid": str,
-        "text": str,
-        "is_audio_message": bool,
-        "reply_to_guid": str,
-        "line_handle": str,
-        "line_id": str,
-        "synced_at": int,
-        "service": str,
-    },
-)
-_REACTION_FIELDS = _fields(
-    {
-        "id": str,
-        "message_id": str,
-        "chat_id": str,
-        "type": str,
-        "sender": str,
-        "is_from_me": bool,
-        "sent_at": int,
-    },
-    {"added": bool, "line_handle": str},
-)
-_TYPING_FIELDS = _fields(
-    {"id": str, "chat_id": str, "handle": str},
-    {"is_typing": bool, "updated_at": int, "line_handle": str},
-)
-_RECEIPT_FIELDS = _fields(
-    {"id": str, "chat_id": str, "handle": str, "last_read_at": int},
-    {"synced_at": int, "line_handle": str},
-)
-
-
-def _attachments(value: Any) -> tuple[Attachment, ...]:
-    if value is None:
-        return ()
-    if type(value) is not list:
-        raise _wrong("data.attachments", "a list or null", value)
-    out = []
-    for position, item in enumerate(value):
-        path = f"data.attachments[{position}]"
-        if type(item) is not dict:
-            raise _wrong(path, "an object", item)
-        out.append(Attachment(**_read_fields(item, _ATTACHMENT_FIELDS, path)))
-    return tuple(out)
-
-
-def _message(data: dict[str, Any], _name: str) -> Message:
-    values = _read_fields(data, _MESSAGE_FIELDS, "data")
-    return Message(**values, attachments=_attachments(data.get("attachments")))
-
-
-def _reaction(data: dict[str, Any], name: str) -> Reaction:
-    values = _read_fields(data, _REACTION_FIELDS, "data")
-    # Older payloads may omit "added"; the event name says it all the same.
-    if values.get("added") is None:
-        values["added"] = name == "reaction.added"
-    return Reaction(**values)
-
-
-def _typing(data: dict[str, Any], name: str) -> TypingIndicator:
-    values = _read_fields(data, _TYPING_FIELDS, "data")
-    if values.get("is_typing") is None:
-        values["is_typing"] = name == "typing.started"
-    return TypingIndicator(**values)
-
-
-def _receipt(data: dict[str, Any], _name: str) -> ReadReceipt:
-    return ReadReceipt(**_read_fields(data, _RECEIPT_FIELDS, "data"))
-
-
-# --- the fast path ------------------------------------------------------------------------------
-
-T = TypeVar("T")
-_Reader = Callable[[dict[str, Any], str, bool], Any]
-
-
-class _Inexact(Exception):
-    """orjson's reading might differ from the standard library's: let the standard library read."""
-
-
-def _generate(source: list[str], namespace: dict[str, Any], name: str) -> Any:
-    exec("\n".join(source), namespace)  # noqa: S102 - source built here from field names only
-    return namespace[name]
-
-
-def _twin(cls: type[Any]) -> type[Any] | None:
-    """A class with the slots of the frozen, slotted dataclass ``cls`` and plain attribute stores.
-
-    A frozen dataclass's ``__init__`` stores each field through ``object.__setattr__``, the largest
-    cost of parsing a delivery. Storing on a twin with the very same slots, then giving the object
-    its real class, is several times faster; Python checks that the two layouts match, and the
-    result is an ordinary instance of ``cls``. ``None`` if this Python refuses the switch.
-    """
-    layout = next(k for k in cls.__mro__ if vars(k).get("__slots__"))
-    slots = tuple(vars(layout)["__slots__"])
-    if tuple(f.name for f in dataclasses.fields(cls)) != slots:
-        return None
-    twin = types.new_class(
-        f"_{layout.__name__}Twin",
-        getattr(layout, "__orig_bases__", layout.__bases__),
-        exec_body=lambda namespace: namespace.update(__slots__=slots),
+_KNOWN: Final[dict[str, type[Event[Any]]]] = {
+    cls.name: cls
+    for cls in (
+        MessageReceived,
+        MessageSent,
+        ReactionAdded,
+        ReactionRemoved,
+        TypingStarted,
+        TypingStopped,
+        ReceiptRead,
     )
-    probe: Any = object.__new__(twin)
+    if cls.name is not None
+}
+assert tuple(_KNOWN) == EVENT_NAMES
+assert all(cls.__struct_config__.tag == name for name, cls in _KNOWN.items())
+
+_KnownEvent = (
+    MessageReceived
+    | MessageSent
+    | ReactionAdded
+    | ReactionRemoved
+    | TypingStarted
+    | TypingStopped
+    | ReceiptRead
+)
+_typed = msgspec.json.Decoder(_KnownEvent)
+_untyped = msgspec.json.Decoder()
+
+# --- guards run before msgspec sees a body -------------------------------------------------------
+
+#: Bodies nested deeper than this are refused. msgspec decodes recursively, and on Python 3.12+
+#: its own limit lets a deep enough body exhaust a small thread stack (a gthread worker's).
+MAX_DEPTH: Final = 64
+_UTF8_CHUNK = 8192
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _BRACKETS)
+_DEPTH_STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in range(256)]
+
+
+def _few_openers(body: bytes, limit: int) -> bool:
+    """Whether ``body`` holds at most ``limit`` brackets and braces, so no deeper nesting."""
+    count = 0
+    find = body.find
+    for opener in (b"{", b"["):  # memchr-fast, and a delivery holds only a handful
+        at = find(opener)
+        while at >= 0:
+            count += 1
+            if count > limit:
+                return False
+            at = find(opener, at + 1)
+    return True
+
+
+def _depth(body: bytes) -> int:
+    """The deepest nesting of ``body``, strings left out; for bodies with many brackets only."""
+    skeleton = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, skeleton)), default=0)
+
+
+def _check_utf8(body: bytes) -> None:
+    """Refuse bytes that are not UTF-8 (surrogates' encodings included), wherever they are.
+
+    msgspec checks the strings it decodes, not those it skips (unknown fields). Decoding a long
+    body in chunks cut at ASCII bytes, and only the chunks that are not plain ASCII, costs a
+    fraction of decoding it whole.
+    """
     try:
-        probe.__class__ = cls
-    except TypeError:
-        return None
-    return twin
+        if len(body) <= _UTF8_CHUNK:
+            body.decode("utf-8")
+            return
+        start, size = 0, len(body)
+        while start < size:
+            end = start + _UTF8_CHUNK
+            while end < size and body[end] >= 0x80:  # never cut a multi-byte sequence
+                end += 1
+            chunk = body[start:end]
+            if not chunk.isascii():
+                chunk.decode("utf-8")
+            start = end
+    except UnicodeDecodeError:
+        raise InvalidPayloadError("body is not valid UTF-8") from None
 
 
-def _construct(cls: type[Any], values: list[str], namespace: dict[str, Any]) -> list[str]:
-    """Source lines returning ``cls`` built from the expressions ``values``, one per field."""
-    twin = _twin(cls)
-    key = f"cls_{cls.__name__}"
-    namespace[key] = cls
-    if twin is None:
-        return [f"return {key}({', '.join(values)})"]
-    namespace[f"twin_{cls.__name__}"] = twin
-    namespace["new_object"] = object.__new__
-    source = [f"made = new_object(twin_{cls.__name__})"]
-    source += [
-        f"made.{f.name} = {value}" for f, value in zip(dataclasses.fields(cls), values, strict=True)
-    ]
-    return [*source, f"made.__class__ = {key}", "return made"]
+def _check_bytes(body: bytes) -> None:
+    if not body.isascii():
+        _check_utf8(body)
+    if not _few_openers(body, MAX_DEPTH) and _depth(body) > MAX_DEPTH:
+        raise InvalidPayloadError(f"body is nested too deeply (more than {MAX_DEPTH} levels)")
 
 
-def fast_constructor(cls: type[T]) -> Callable[..., T]:
-    """Return a constructor of the frozen, slotted dataclass ``cls`` taking every field in order."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    namespace: dict[str, Any] = {}
-    body = _construct(cls, [f"v_{name}" for name in names], namespace)
-    source = [f"def new({', '.join(f'v_{name}' for name in names)}):"]
-    source += [f"    {line}" for line in body]
-    constructor: Callable[..., T] = _generate(source, namespace, "new")
-    return constructor
+# --- errors ------------------------------------------------------------------------------------
+
+_AT_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`$")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# msgspec.convert names Python types where the JSON decoder names JSON ones: speak JSON in both.
+_GOT_PYTHON = re.compile(r"got (NoneType|dict|list)$")
+_JSON_NAMES = {"NoneType": "null", "dict": "object", "list": "array"}
 
 
-def _holds_float(value: Any) -> bool:
+def _invalid(error: msgspec.ValidationError) -> InvalidPayloadError:
+    """msgspec's message with the path first: ``$.data.sent_at: expected int, got str``."""
+    parts = _AT_PATH.match(str(error))
+    assert parts is not None  # the pattern matches any text
+    message, path = parts["message"], parts["path"] or "$"
+    missing = _MISSING.match(message)
+    if missing is not None:
+        return InvalidPayloadError(f"{path}.{missing['field']}: missing required field")
+    message = _GOT_PYTHON.sub(lambda got: f"got {_JSON_NAMES[got[1]]}", message.replace("`", ""))
+    if path == "$" and message.startswith("Expected object"):
+        return InvalidPayloadError(f"body is not a JSON object ({message[0].lower()}{message[1:]})")
+    return InvalidPayloadError(f"{path}: {message[0].lower()}{message[1:]}")
+
+
+def _malformed(error: msgspec.DecodeError, body: bytes) -> InvalidPayloadError:
+    detail = str(error)
+    if detail == "Input data was truncated" and _SURROGATE_ESCAPE.search(body):
+        # msgspec's wording for a \u escape of half a surrogate pair.
+        detail = "a \\u escape encodes a lone surrogate (or the body is cut short)"
+    return InvalidPayloadError(f"body is not valid JSON: {detail.replace('`', '')}")
+
+
+def _decode_raw(body: bytes) -> dict[str, Any]:
+    try:
+        document: dict[str, Any] = _untyped.decode(body)
+    except msgspec.DecodeError:
+        # A number beyond a double's range, which msgspec refuses and json reads as infinity.
+        # The body passed the depth guard, so the standard library's recursion is safe.
+        document = json.loads(body)
+    return document
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def _integral(value: Any) -> Any:
+    """``value`` with every integral float made an int (``1710000000123.0`` -> an int)."""
     kind = type(value)
     if kind is float:
-        return True
+        return int(value) if value.is_integer() else value
     if kind is dict:
-        value = value.values()
-    elif kind is not list:
-        return False
-    # Plain Python recursion (a generator would add C frames), bounded by the recursion limit:
-    # too deep a document is left to the standard library, whose own limit then decides.
-    for item in value:  # noqa: SIM110
-        if _holds_float(item):
-            return True
-    return False
+        return {key: _integral(item) for key, item in value.items()}
+    if kind is list:
+        return [_integral(item) for item in value]
+    return value
 
 
-def _foreign_floats(obj: dict[str, Any], known: frozenset[str]) -> bool:
-    """Whether a field outside ``known`` holds a float, which orjson may have read from an int.
-
-    orjson reads integers beyond 64 bits as floats where the standard library keeps them exact;
-    known fields are type-checked anyway, so only unknown ones need a look.
-    """
+def _convert(document: Any, cls: Any) -> Event[Any]:
     try:
-        return any(_holds_float(value) for key, value in obj.items() if key not in known)
-    except RecursionError:
-        return True
+        event: Event[Any] = msgspec.convert(document, cls)
+    except msgspec.ValidationError as error:
+        raise _invalid(error) from None
+    return event
 
 
-def _compile_reader(
-    cls: type[Any], specs: tuple[_Field, ...], *, then: str = "", **helpers: Any
-) -> _Reader:
-    """Generate ``read(obj, name, exact)`` returning ``cls`` built from ``obj``, or ``None``.
-
-    ``None`` means a field is missing or ill-typed: the reference path then finds and names it.
-    ``then`` is source run once every field passed, to derive the remaining fields; it may call
-    ``helpers`` by name.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]
-    namespace: dict[str, Any] = {
-        "known": frozenset(names),
-        "foreign_floats": _foreign_floats,
-        "Inexact": _Inexact,
-        **helpers,
-    }
-    source = ["def read(obj, name, exact):", "    get = obj.get"]
-    source += [f"    f_{spec.name} = get({spec.name!r})" for spec in specs]
-    checks = [
-        f"type(f_{spec.name}) is not {spec.kind.__name__}"
-        if spec.required
-        else f"(f_{spec.name} is not None and type(f_{spec.name}) is not {spec.kind.__name__})"
-        for spec in specs
-    ]
-    source.append(f"    if {' or '.join(checks)}:")
-    source.append("        return None")
-    source += [f"    {line}" for line in then.splitlines()]
-    source.append("    if not exact and not known.issuperset(obj) and foreign_floats(obj, known):")
-    source.append("        raise Inexact")
-    source += [f"    {line}" for line in _construct(cls, [f"f_{n}" for n in names], namespace)]
-    reader: _Reader = _generate(source, namespace, "read")
-    return reader
-
-
-_read_attachment = _compile_reader(Attachment, _ATTACHMENT_FIELDS)
-
-
-def _read_attachments(value: Any, exact: bool) -> tuple[Attachment, ...] | None:
-    if value is None:
-        return ()
-    if type(value) is not list:
-        return None
-    out = []
-    for item in value:
-        if type(item) is not dict:
-            return None
-        attachment = _read_attachment(item, "", exact)
-        if attachment is None:
-            return None
-        out.append(attachment)
-    return tuple(out)
-
-
-_KNOWN: Final[dict[str, tuple[Callable[..., Event[Any]], _Reader, Callable[..., Any]]]] = {}
-
-
-def _register(
-    classes: tuple[type[Event[Any]], ...],
-    reference: Callable[[dict[str, Any], str], Any],
-    reader: _Reader,
-) -> None:
-    for cls in classes:
-        assert cls.name is not None
-        _KNOWN[cls.name] = (fast_constructor(cls), reader, reference)
-
-
-_register(
-    (MessageReceived, MessageSent),
-    _message,
-    _compile_reader(
-        Message,
-        _MESSAGE_FIELDS,
-        then="f_attachments = attachments(get('attachments'), exact)\n"
-        "if f_attachments is None:\n"
-        "    return None",
-        attachments=_read_attachments,
-    ),
-)
-_register(
-    (ReactionAdded, ReactionRemoved),
-    _reaction,
-    # Older payloads may omit "added"; the event name says it all the same.
-    _compile_reader(
-        Reaction,
-        _REACTION_FIELDS,
-        then="if f_added is None:\n    f_added = name == 'reaction.added'",
-    ),
-)
-_register(
-    (TypingStarted, TypingStopped),
-    _typing,
-    _compile_reader(
-        TypingIndicator,
-        _TYPING_FIELDS,
-        then="if f_is_typing is None:\n    f_is_typing = name == 'typing.started'",
-    ),
-)
-_register((ReceiptRead,), _receipt, _compile_reader(ReadReceipt, _RECEIPT_FIELDS))
-assert tuple(_KNOWN) == EVENT_NAMES
-
-_new_unknown = fast_constructor(UnknownEvent)
-_ENVELOPE_KEYS: Final = frozenset({"event", "data", "timestamp", "delivery_id"})
-
-
-def _event(document: Any, window: Callable[[int], object] | None, exact: bool) -> Event[Any]:
-    """Check the envelope, let ``window`` judge its timestamp, then type ``data``."""
+def _from_document(document: Any) -> Event[Any]:
+    """Type a decoded body: the path for what the one-pass decoder left to Python."""
     if type(document) is not dict:
         raise InvalidPayloadError("body is not a JSON object")
     name = document.get("event")
-    if type(name) is not str:
-        raise _missing_or_wrong(document, "event", "a string")
+    if type(name) is str and name not in _KNOWN:
+        # Only the envelope of an unknown event is typed: its data is kept as sent.
+        envelope = dict(document)
+        if "timestamp" in envelope:
+            envelope["timestamp"] = _integral(envelope["timestamp"])
+        return _convert(envelope, UnknownEvent)
+    cls = _KNOWN.get(name) if type(name) is str else None
+    document = _integral(document)
     data = document.get("data")
-    if type(data) is not dict:
-        raise _missing_or_wrong(document, "data", "an object")
-    timestamp = document.get("timestamp")
-    if type(timestamp) is not int:
-        raise _missing_or_wrong(document, "timestamp", "an integer (unix milliseconds)")
-    delivery_id = document.get("delivery_id")
-    if delivery_id is not None and type(delivery_id) is not str:
-        raise _wrong("delivery_id", "a string or null", delivery_id)
-    if (
-        not exact
-        and not _ENVELOPE_KEYS.issuperset(document)
-        and _foreign_floats(document, _ENVELOPE_KEYS)
-    ):
-        raise _Inexact
-    if window is not None:
-        window(timestamp)
-    known = _KNOWN.get(name)
-    if known is None:
-        if not exact and _foreign_floats(data, frozenset()):
-            raise _Inexact
-        return _new_unknown(name, data, timestamp, delivery_id, document)
-    new, read, reference = known
-    typed = read(data, name, exact)
-    if typed is None:
-        typed = reference(data, name)  # raises, naming the field
-    return new(name, typed, timestamp, delivery_id, document)
+    if cls is not None and type(data) is dict:
+        for field, value in cls.implied.items():
+            if data.get(field) is None:
+                data[field] = value
+    # For a missing or ill-typed name, the union words the error.
+    return _convert(document, _KnownEvent if cls is None else cls)
 
 
-def _missing_or_wrong(document: dict[str, Any], key: str, expected: str) -> InvalidPayloadError:
-    if key not in document:
-        return InvalidPayloadError(f"{key}: missing required field")
-    return _wrong(key, expected, document[key])
+def decode_event(body: bytes) -> Event[Any]:
+    """Decode a delivery's raw body into its typed event, in one pass for a well-formed body.
 
-
-# --- JSON ---------------------------------------------------------------------------------------
-
-# The scanner json.loads itself ends in, called without its Python-level wrappers.
-_scan_once = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: duck-typed
-_WHITESPACE = re.compile(r"[ \t\n\r]*")  # what json.loads allows around the document
-
-
-def _loads(body: bytes | bytearray | memoryview | str) -> Any:
-    """``json.loads(body)``, exactly, with the common case of a UTF-8 object taken faster."""
-    # json.loads reads bytes starting "{" and a non-NUL byte as UTF-8 with surrogatepass.
-    if type(body) is bytes and body[:1] == b"{" and body[1:2] != b"\x00":
-        try:
-            text = body.decode("utf-8", "surrogatepass")
-            document, end = _scan_once(text, 0)
-            if end == len(text) or _WHITESPACE.match(text, end).end() == len(text):  # type: ignore[union-attr]
-                return document
-        except (ValueError, RecursionError, StopIteration):
-            pass  # json.loads below raises the very same error
-    return json.loads(bytes(body) if isinstance(body, memoryview) else body)
-
-
-def _load(body: bytes | bytearray | memoryview | str) -> Any:
-    try:
-        return _loads(body)
-    except UnicodeError:
-        raise InvalidPayloadError("body is not valid UTF-8") from None
-    except RecursionError:
-        raise InvalidPayloadError("body is nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidPayloadError(f"body is not valid JSON ({exc.__class__.__name__})") from None
-
-
-def _import_orjson() -> Callable[[bytes], Any] | None:
-    try:
-        module = importlib.import_module("orjson")
-    except ImportError:
-        return None
-    loads: Callable[[bytes], Any] = module.loads
-    return loads
-
-
-_ORJSON_LOADS: Final = _import_orjson()
-# orjson reads the JSON when the ``speedups`` extra is installed, unless the environment says no.
-_fast_loads = (
-    None
-    if os.environ.get("MESSAGES_INTEGRATIONS_NO_ORJSON", "") not in {"", "0"}
-    else _ORJSON_LOADS
-)
-
-
-def use_orjson(enabled: bool) -> bool:
-    """Let orjson read bodies (when installed) or not, in this process; return whether it will.
-
-    By default orjson is used when importable, unless ``MESSAGES_INTEGRATIONS_NO_ORJSON=1``.
+    Raises :class:`InvalidPayloadError` naming the path of what is wrong
+    (``$.data.attachments[1].size: expected int, got str``). An unknown event name gives an
+    :class:`UnknownEvent`, never an error.
     """
-    global _fast_loads  # one process-wide switch, read on every parse
-    _fast_loads = _ORJSON_LOADS if enabled else None
-    return _fast_loads is not None
-
-
-def parse_body(
-    body: bytes | bytearray | memoryview | str | Mapping[str, Any],
-    window: Callable[[int], object] | None = None,
-) -> Event[Any]:
-    """Parse a body into its typed event; ``window`` may refuse its timestamp before typing."""
-    if _fast_loads is not None and type(body) is bytes:
+    _check_bytes(body)
+    try:
+        event: Event[Any] = _typed.decode(body)
+    except msgspec.ValidationError:
+        # An unknown event name, a float for an integer, a field its name implies left out, or
+        # a real error: decode without types, then let Python sort out which.
         try:
-            return _event(_fast_loads(body), window, False)
-        except (ValueError, InvalidPayloadError, _Inexact):
-            # orjson refuses some JSON the standard library accepts (lone surrogates, NaN, a BOM)
-            # and reads integers beyond 64 bits as floats: the standard library decides, and
-            # words any error.
-            pass
-    document = dict(body) if isinstance(body, Mapping) else _load(body)
-    return _event(document, window, True)
+            document = _untyped.decode(body)
+        except msgspec.DecodeError as error:
+            raise _malformed(error, body) from None
+        except RecursionError:
+            raise InvalidPayloadError("body is nested too deeply") from None
+        event = _from_document(document)
+    except msgspec.DecodeError as error:
+        raise _malformed(error, body) from None
+    except RecursionError:  # not reached past the depth guard; kept as a second line
+        raise InvalidPayloadError("body is nested too deeply") from None
+    event.__dict__["_source"] = body
+    return event
 
 
 def parse_event(body: bytes | str | Mapping[str, Any]) -> Event[Any]:
@@ -638,4 +420,17 @@ def parse_event(body: bytes | str | Mapping[str, Any]) -> Event[Any]:
 
     Use :func:`verify_webhook` for anything that arrives over the network.
     """
-    return parse_body(body)
+    if isinstance(body, bytes | bytearray | memoryview):
+        return decode_event(bytes(body))
+    if isinstance(body, str):
+        try:
+            raw = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPayloadError("body is not valid UTF-8 (a lone surrogate)") from None
+        return decode_event(raw)
+    if not isinstance(body, Mapping):
+        raise TypeError(f"body must be bytes, str or a mapping, not {type(body).__name__}")
+    document = dict(body)
+    event = _from_document(document)
+    event.__dict__["_source"] = document
+    return event

@@ -1,29 +1,32 @@
-"""HMAC-SHA256 signatures of Messages.dev deliveries: signing and constant-time verification.
+"""HMAC-SHA256 signatures of Messages.dev deliveries: signing, and authenticating raw bytes.
 
-Two schemes are accepted (see PROTOCOL.md): the timestamped scheme of the official SDK, which signs
+Two schemes are accepted: the timestamped scheme of the official SDK, which signs
 ``f"{timestamp}.".encode() + body``, and the body-only scheme of the product's manual snippet.
+This module only ever looks at bytes: it parses no JSON and knows nothing of the event model, so
+nothing of an unauthenticated body is decoded.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import hmac
-import json
-import time
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from ._errors import InvalidPayloadError, SignatureVerificationError
-from ._events import Event, fast_constructor, parse_body
+from ._errors import SignatureVerificationError, StaleDeliveryError
 
 __all__ = [
+    "Authenticated",
+    "Scheme",
     "Secrets",
     "SecretsInput",
-    "Verified",
+    "authenticate",
+    "check_window",
     "sign_webhook",
-    "verify_webhook",
 ]
 
 SecretsInput = str | bytes | Sequence[str | bytes]
@@ -175,10 +178,8 @@ def _parse_signature(signature: str | bytes | None) -> bytes:
     return bytes.fromhex(raw.decode("ascii"))
 
 
-def _parse_timestamp(timestamp: str | bytes | int | None) -> bytes | None:
-    """Return the header timestamp as the ASCII digits that were signed, or ``None``."""
-    if timestamp is None:
-        return None
+def _parse_timestamp(timestamp: str | bytes | int) -> bytes:
+    """Return the header timestamp as the ASCII digits that were signed."""
     if (
         type(timestamp) is str
         and len(timestamp) <= _MAX_TIMESTAMP_DIGITS
@@ -208,27 +209,179 @@ def _parse_timestamp(timestamp: str | bytes | int | None) -> bytes | None:
     return raw
 
 
-def _unverified_body_timestamp(body: bytes) -> bytes | None:
-    """Find the body's ``timestamp`` the way the official SDK does, before anything is trusted."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(document, dict):
-        return None
-    value = document.get("timestamp")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return str(value).encode("ascii")
-
-
 @dataclass(frozen=True, slots=True)
-class Verified:
-    """An authenticated delivery: the event, which secret matched, and the scheme that held."""
+class Authenticated:
+    """Which configured secret and which scheme a delivery's signature matched."""
 
-    event: Event[Any]
-    secret_index: int
+    secret_index: int  # 0-based position of the matching secret in the configured list
     scheme: Scheme
+    timestamp: int | None  # the signed timestamp (unix ms) in the timestamped scheme; else None
+
+
+# --- finding the signed timestamp in a body, without parsing it ----------------------------------
+
+_TIMESTAMP_KEY = b'"timestamp"'
+# A key is followed by optional JSON whitespace, a colon, and the value. The whitespace is bounded
+# (no sender pads more than this) so that a candidate costs a glance, and so is the number: more
+# digits than an unsigned 64-bit integer has is not a timestamp anyone signed.
+_TIMESTAMP_VALUE = re.compile(
+    rb"[ \t\n\r]{0,64}:[ \t\n\r]{0,64}([0-9]{1,%d})(?![0-9])" % _MAX_TIMESTAMP_DIGITS
+)
+#: At most this many ``"timestamp"`` keys of a body are tried, half from each end.
+MAX_TIMESTAMP_CANDIDATES = 8
+
+
+def _candidate_at(body: bytes, key_at: int) -> bytes | None:
+    value = _TIMESTAMP_VALUE.match(body, key_at + len(_TIMESTAMP_KEY))
+    return None if value is None else value.group(1)
+
+
+def _keys_from_the_end(body: bytes, limit: int) -> Iterator[int]:
+    end = len(body)
+    for _ in range(limit):
+        end = body.rfind(_TIMESTAMP_KEY, 0, end)
+        if end < 0:
+            return
+        yield end
+
+
+def _keys_from_the_start(body: bytes, limit: int) -> Iterator[int]:
+    start = 0
+    for _ in range(limit):
+        found = body.find(_TIMESTAMP_KEY, start)
+        if found < 0:
+            return
+        yield found
+        start = found + 1
+
+
+def _timestamp_candidates(body: bytes) -> Iterator[bytes]:
+    """The digits after the body's ``"timestamp"`` keys, as they were signed; a bounded scan.
+
+    The official SDK signs the body's top-level ``timestamp``, which serialisers put after
+    ``data``, so the scan takes keys alternately from the end and from the start of the body,
+    ``MAX_TIMESTAMP_CANDIDATES`` at most. A key nested in ``data`` or the text of a string may be
+    a candidate too: only the HMAC decides which, if any, was signed.
+    """
+    half = MAX_TIMESTAMP_CANDIDATES // 2
+    from_end, from_start = _keys_from_the_end(body, half), _keys_from_the_start(body, half)
+    seen: set[int] = set()
+    for position in _alternate(from_end, from_start):
+        if position in seen:
+            continue
+        seen.add(position)
+        candidate = _candidate_at(body, position)
+        if candidate is not None:
+            yield candidate
+
+
+def _alternate(first: Iterator[int], second: Iterator[int]) -> Iterator[int]:
+    while True:
+        taken = False
+        for source in (first, second):
+            position = next(source, None)
+            if position is not None:
+                taken = True
+                yield position
+        if not taken:
+            return
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+def _no_match(timestamp_given: bool, candidates: int) -> SignatureVerificationError:
+    if timestamp_given:
+        tried = "the timestamped scheme with the X-Webhook-Timestamp header, and the body scheme"
+    elif candidates:
+        tried = (
+            f"the timestamped scheme with {candidates} timestamp(s) found in the body, "
+            "and the body scheme"
+        )
+    else:
+        tried = "the body scheme only: no X-Webhook-Timestamp header, no timestamp in the body"
+    return SignatureVerificationError(
+        f"signature does not match any configured secret; tried {tried}"
+    )
+
+
+def _authenticate(
+    body: bytes, signature: str | bytes | None, keys: Secrets, timestamp: str | bytes | int | None
+) -> tuple[int, Scheme, int | None]:
+    """``authenticate`` as a plain tuple: the one-call verification's hot path."""
+    digest = _parse_signature(signature)
+    if timestamp is not None:
+        signed = _parse_timestamp(timestamp)
+        index = keys.match(digest, signed + b".", body)
+        if index is not None:
+            return index, "timestamped", int(signed)
+        tried = 1
+    else:
+        # No header: the body's own timestamp, found without decoding anything unauthenticated.
+        tried = 0
+        for candidate in _timestamp_candidates(body):
+            tried += 1
+            index = keys.match(digest, candidate + b".", body)
+            if index is not None:
+                return index, "timestamped", int(candidate)
+    index = keys.match(digest, body)
+    if index is not None:
+        return index, "body", None
+    raise _no_match(timestamp is not None, tried)
+
+
+def authenticate(
+    body: bytes,
+    signature: str | bytes | None,
+    secrets: SecretsInput | Secrets,
+    *,
+    timestamp: str | bytes | int | None = None,
+) -> Authenticated:
+    """Check ``signature`` over the raw ``body`` against every secret, in both schemes.
+
+    ``timestamp`` is the ``X-Webhook-Timestamp`` header when there is one; without it the body's
+    ``"timestamp"`` values are located by a bounded byte scan and each is tried. Nothing is
+    parsed. Raises :class:`SignatureVerificationError` saying what was missing or wrong.
+    """
+    raw = body if type(body) is bytes else _body_bytes(body)
+    return Authenticated(*_authenticate(raw, signature, _secrets(secrets), timestamp))
+
+
+# --- the replay window ----------------------------------------------------------------------------
+
+#: A timestamp below this, read as unix milliseconds, is before March 1973: it is unix seconds.
+_SECONDS_LOOK_BELOW = 10**11
+
+
+def _stale(timestamp_ms: int, skew: float, tolerance: float) -> StaleDeliveryError:
+    if 0 <= timestamp_ms < _SECONDS_LOOK_BELOW:
+        as_ms = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
+        return StaleDeliveryError(
+            f"timestamp outside the replay window: {timestamp_ms} looks like unix seconds, but "
+            f"Messages.dev timestamps are unix milliseconds (as milliseconds it is "
+            f"{as_ms:%Y-%m-%d %H:%M:%S} UTC; tolerance {tolerance:g} s)"
+        )
+    direction = "old" if skew > 0 else "in the future"
+    return StaleDeliveryError(
+        f"timestamp outside the replay window: {abs(skew):.0f} s {direction} "
+        f"(tolerance {tolerance:g} s)"
+    )
+
+
+def check_window(timestamp_ms: int, tolerance: float | None, clock: Callable[[], float]) -> None:
+    """Refuse a signed timestamp (unix ms) more than ``tolerance`` seconds from ``clock()``.
+
+    ``tolerance=None`` turns the check off. Raises :class:`StaleDeliveryError`, whose message
+    says how far off the timestamp is, and when it looks like seconds rather than milliseconds.
+    """
+    if tolerance is None:
+        return
+    try:
+        skew = clock() - timestamp_ms / 1000
+    except OverflowError:  # an integer too large for a float: far in the future
+        skew = float("-inf")
+    if not abs(skew) <= tolerance:  # "not <=" also refuses a NaN tolerance or clock
+        raise _stale(timestamp_ms, skew, tolerance)
 
 
 def sign_webhook(
@@ -253,93 +406,3 @@ def sign_webhook(
         raise ValueError(f"unknown signature scheme {scheme!r}: use 'timestamped' or 'body'")
     mac.update(raw_body)
     return mac.hexdigest()
-
-
-def _check_window(timestamp_ms: int, tolerance: float | None, clock: Callable[[], float]) -> None:
-    if tolerance is None:
-        return
-    skew = clock() - timestamp_ms / 1000.0
-    if abs(skew) > tolerance:
-        direction = "old" if skew > 0 else "in the future"
-        raise SignatureVerificationError(
-            f"timestamp outside the replay window: {abs(skew):.0f} s {direction} "
-            f"(tolerance {tolerance:g} s)"
-        )
-
-
-def _verify(
-    body: bytes | str,
-    signature: str | bytes | None,
-    secrets: SecretsInput | Secrets,
-    timestamp: str | bytes | int | None,
-    tolerance: float | None,
-    clock: Callable[[], float],
-) -> tuple[Event[Any], int, Scheme]:
-    keys = _secrets(secrets)
-    raw_body = body if type(body) is bytes else _body_bytes(body)
-    digest = _parse_signature(signature)
-    header_ts = _parse_timestamp(timestamp)
-
-    signed_ts = header_ts
-    if header_ts is not None:
-        # The header is present: decide on the signature before any JSON is parsed.
-        index = keys.match(digest, header_ts + b".", raw_body)
-        if index is None:
-            signed_ts, index = None, keys.match(digest, raw_body)
-    else:
-        index = keys.match(digest, raw_body)
-        if index is None:
-            signed_ts = _unverified_body_timestamp(raw_body)
-            if signed_ts is not None:
-                index = keys.match(digest, signed_ts + b".", raw_body)
-    if index is None:
-        raise SignatureVerificationError("signature does not match any configured secret")
-
-    if signed_ts is not None:
-        if tolerance is not None:
-            _check_window(int(signed_ts), tolerance, clock)
-        return parse_body(raw_body), index, "timestamped"
-    # In the body scheme the body's own timestamp is the one the signature covers.
-    window = None if tolerance is None else (lambda ms: _check_window(ms, tolerance, clock))
-    return parse_body(raw_body, window), index, "body"
-
-
-_new_verified = fast_constructor(Verified)
-
-
-def verify(
-    body: bytes | str,
-    signature: str | bytes | None,
-    secrets: SecretsInput | Secrets,
-    *,
-    timestamp: str | bytes | int | None = None,
-    tolerance: float | None = 300.0,
-    clock: Callable[[], float] = time.time,
-) -> Verified:
-    """Authenticate a delivery and parse it, telling which secret and scheme matched."""
-    return _new_verified(*_verify(body, signature, secrets, timestamp, tolerance, clock))
-
-
-def verify_webhook(
-    body: bytes | str,
-    signature: str | bytes | None,
-    secret: SecretsInput,
-    *,
-    timestamp: str | bytes | int | None = None,
-    tolerance: float | None = 300.0,
-    clock: Callable[[], float] = time.time,
-) -> Event[Any]:
-    """Verify a delivery's signature over the raw body, then its timestamp, then parse it.
-
-    ``secret`` may be several secrets (any one may match). ``timestamp`` is the
-    ``X-Webhook-Timestamp`` header when you have it; ``tolerance`` is the replay window in seconds
-    (``None`` turns it off). Raises :class:`SignatureVerificationError` or
-    :class:`InvalidPayloadError`, nothing else.
-    """
-    try:
-        return _verify(body, signature, secret, timestamp, tolerance, clock)[0]
-    except (SignatureVerificationError, InvalidPayloadError):
-        raise
-    except (UnicodeError, TypeError) as exc:
-        # A str body that cannot be encoded, or an argument of the wrong kind from a framework.
-        raise InvalidPayloadError(f"unreadable body: {exc.__class__.__name__}") from None

@@ -27,7 +27,8 @@ from . import __version__
 from ._config import SECRET_SETTING, secret_from_environment
 from ._errors import ConfigurationError, InvalidPayloadError, SignatureVerificationError
 from ._events import EVENT_NAMES
-from ._signing import Verified, sign_webhook, verify
+from ._signing import sign_webhook
+from ._verify import Verified, verify
 from .management import (
     API_KEY_SETTING,
     DEFAULT_BASE_URL,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from messages_integrations import (
@@ -27,7 +27,9 @@ from messages_integrations import (
     UnknownEvent,
     parse_event,
 )
+from messages_integrations._events import MAX_DEPTH
 from messages_integrations.testing import sample_data
+from tests.conftest import load_vectors
 
 SEED_BODY = """{
 "event": "message.received",
@@ -158,9 +160,11 @@ def test_unknown_event_name_gives_unknown_event_with_raw_data() -> None:
 
 def test_events_and_their_data_are_immutable() -> None:
     event = parse_event(envelope("reaction.added", sample_data("reaction.added")))
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         event.event = "reaction.removed"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
+        event.timestamp = 0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
         event.data.type = "like"  # type: ignore[misc]
     message = parse_event(envelope("message.sent", sample_data("message.sent")))
     assert isinstance(message.data.attachments, tuple)
@@ -197,27 +201,30 @@ def test_missing_required_field_is_named(name: str, field: str) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("sent_at", "1710000000000", "an integer"),
-        ("sent_at", True, "an integer"),
-        ("sent_at", 1.5, "an integer"),
-        ("is_from_me", 0, "a boolean"),
-        ("sender", None, "a string"),
-        ("text", 5, "a string or null"),
-        ("attachments", {}, "a list or null"),
-        ("attachments", ["x"], "an object"),
+        ("sent_at", "1710000000000", "sent_at: expected int, got str"),
+        ("sent_at", True, "sent_at: expected int, got bool"),
+        ("sent_at", 1.5, "sent_at: expected int, got float"),
+        ("is_from_me", 0, "is_from_me: expected bool, got int"),
+        ("sender", None, "sender: expected str, got null"),
+        ("text", 5, "text: expected str | null, got int"),
+        ("attachments", {}, "attachments: expected array, got object"),
+        ("attachments", ["x"], "attachments[0]: expected object, got str"),
     ],
 )
-def test_ill_typed_field_is_named(field: str, value: Any, expected: str) -> None:
-    data = sample_data("message.received") | {field: value}
-    with pytest.raises(InvalidPayloadError, match=rf"data\.{field}.*expected {expected}"):
-        parse_event(envelope("message.received", data))
+@pytest.mark.parametrize("as_bytes", [True, False], ids=["bytes", "mapping"])
+def test_ill_typed_field_is_named(field: str, value: Any, expected: str, as_bytes: bool) -> None:
+    body = envelope("message.received", sample_data("message.received") | {field: value})
+    with pytest.raises(InvalidPayloadError) as caught:
+        parse_event(json.dumps(body).encode() if as_bytes else body)
+    assert str(caught.value) == f"$.data.{expected}"
 
 
 def test_ill_typed_attachment_field_names_its_position() -> None:
     data = sample_data("message.received")
     data["attachments"].append({"size": "big"})
-    with pytest.raises(InvalidPayloadError, match=r"data\.attachments\[1\]\.size"):
-        parse_event(envelope("message.received", data))
+    with pytest.raises(InvalidPayloadError) as caught:
+        parse_event(json.dumps(envelope("message.received", data)).encode())
+    assert str(caught.value) == "$.data.attachments[1].size: expected int | null, got str"
 
 
 def test_reaction_without_added_takes_it_from_the_event_name() -> None:
@@ -243,3 +250,256 @@ def test_parse_event_accepts_bytes_str_and_mappings() -> None:
 def test_sample_data_refuses_unknown_names_helpfully() -> None:
     with pytest.raises(ValueError, match="pass data="):
         sample_data("chat.renamed")
+
+
+# --- one decoder, typed in one pass -----------------------------------------------------------
+
+
+def encoded(name: str, data: Any, **extra: Any) -> bytes:
+    return json.dumps(envelope(name, data, **extra), ensure_ascii=False).encode()
+
+
+def test_events_are_generic_and_share_one_base() -> None:
+    event: Event[Any] = parse_event(encoded("receipt.read", sample_data("receipt.read")))
+    assert isinstance(event, Event)
+    assert isinstance(event, ReceiptRead)
+    assert Event[Any] is not None  # the annotation users write keeps working at run time
+    assert UnknownEvent.name is None
+    assert isinstance(parse_event(encoded("chat.renamed", {})), Event)
+
+
+@pytest.mark.parametrize("vector", load_vectors(), ids=lambda vector: str(vector["event"]))
+def test_official_sdk_bodies_decode_to_their_typed_events(vector: dict[str, Any]) -> None:
+    event = parse_event(vector["body"].encode())
+    body = json.loads(vector["body"])
+    assert event.event == body["event"] == vector["event"]
+    assert event.timestamp == body["timestamp"]
+    assert event.delivery_id == body["delivery_id"]
+    data = msgspec.structs.asdict(event.data)
+    for field, value in body["data"].items():
+        expected = value
+        if field == "attachments":
+            expected = tuple(Attachment(**item) for item in value)
+        assert data[field] == expected, field
+    assert event.raw == body
+
+
+def test_integral_floats_are_accepted_for_integer_fields() -> None:
+    # The official SDK's schemas say "number" for millisecond fields.
+    data = sample_data("message.received") | {"sent_at": 1_710_000_000_000.0}
+    data["attachments"][0]["size"] = 184_233.0
+    body = encoded("message.received", data).replace(
+        b'"timestamp": 1710000000123', b'"timestamp": 1710000000123.0'
+    )
+    assert b"1710000000123.0" in body
+    event = parse_event(body)
+    assert isinstance(event, MessageReceived)
+    assert event.timestamp == 1_710_000_000_123
+    assert type(event.timestamp) is int
+    assert type(event.data.sent_at) is int
+    assert event.data.sent_at == 1_710_000_000_000
+    assert event.data.attachments[0].size == 184_233
+    assert type(event.data.attachments[0].size) is int
+
+
+def test_integral_float_timestamp_of_an_unknown_event_is_an_int() -> None:
+    event = parse_event(
+        b'{"event":"chat.renamed","data":{"weight":2.0},"timestamp":1710000000123.0}'
+    )
+    assert isinstance(event, UnknownEvent)
+    assert event.timestamp == 1_710_000_000_123
+    assert type(event.timestamp) is int
+    assert event.data == {"weight": 2.0}  # unknown data is kept as sent
+    assert type(event.data["weight"]) is float
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            b'{"event":"x.y","data":{},"timestamp":1710000000123.5}',
+            "$.timestamp: expected int, got float",
+        ),
+        (
+            b'{"event":"receipt.read","data":{"id":"r","chat_id":"c","handle":"h",'
+            b'"last_read_at":1.5},"timestamp":1}',
+            "$.data.last_read_at: expected int, got float",
+        ),
+    ],
+)
+def test_non_integral_floats_are_refused_naming_the_path(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidPayloadError) as caught:
+        parse_event(body)
+    assert str(caught.value) == message
+
+
+def test_null_attachments_are_an_empty_tuple() -> None:
+    data = sample_data("message.received") | {"attachments": None}
+    assert parse_event(encoded("message.received", data)).data.attachments == ()
+    del data["attachments"]
+    assert parse_event(encoded("message.received", data)).data.attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "implied"),
+    [
+        ("reaction.added", "added", True),
+        ("reaction.removed", "added", False),
+        ("typing.started", "is_typing", True),
+        ("typing.stopped", "is_typing", False),
+    ],
+)
+def test_a_null_implied_field_takes_it_from_the_event_name(
+    name: str, field: str, implied: bool
+) -> None:
+    data = sample_data(name) | {field: None}
+    assert getattr(parse_event(encoded(name, data)).data, field) is implied
+
+
+def test_an_explicit_implied_field_wins_over_the_name() -> None:
+    # Only an absent field is implied: what the payload says is kept.
+    data = sample_data("reaction.added") | {"added": False}
+    assert parse_event(encoded("reaction.added", data)).data.added is False
+
+
+def test_unknown_fields_at_every_level_never_reject() -> None:
+    data = sample_data("message.received") | {"reactions": [{"deep": [[[{"x": None}]]]}]}
+    data["attachments"][0] |= {"width": 4032, "exif": {"iso": 100}}
+    body = encoded("message.received", data, api_version="2027-01-01", trace=[1, 2.5, "x"])
+    event = parse_event(body)
+    assert isinstance(event, MessageReceived)
+    assert event.raw["data"]["attachments"][0]["exif"] == {"iso": 100}
+    assert event.raw == json.loads(body)
+
+
+def test_raw_is_the_whole_body_and_the_same_dict_on_each_access() -> None:
+    body = encoded("typing.started", sample_data("typing.started"), extra={"a": [1, 2]})
+    event = parse_event(body)
+    assert event.raw == json.loads(body)
+    assert event.raw is event.raw
+
+
+def test_raw_keeps_numbers_only_the_standard_library_reads() -> None:
+    # A number beyond a double's range in an unknown field is skipped while typing; raw still
+    # reads it, as json.loads does (infinity).
+    body = encoded("receipt.read", sample_data("receipt.read"))[:-1] + b', "huge": 1e400}'
+    event = parse_event(body)
+    assert event.raw["huge"] == float("inf")
+
+
+def test_raw_of_an_event_built_by_hand_spells_the_wire_names() -> None:
+    event = ReceiptRead(
+        data=ReadReceipt(id="rcp_1", chat_id="cht_1", handle="+1555", last_read_at=5),
+        timestamp=7,
+        delivery_id="dlv_1",
+    )
+    assert event.event == "receipt.read"
+    assert event.raw["event"] == "receipt.read"
+    assert event.raw["data"]["last_read_at"] == 5
+    assert event.raw["timestamp"] == 7
+
+
+def test_big_integers_in_unknown_fields_stay_exact() -> None:
+    body = encoded("receipt.read", sample_data("receipt.read"), counter=2**70)
+    assert parse_event(body).raw["counter"] == 2**70
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"event":"chat.renamed","data":{"name":"\xff"},"timestamp":1}', "not valid UTF-8"),
+        (b'{"event":"receipt.read","extra":"\xc3","timestamp":1}', "not valid UTF-8"),
+        # UTF-8's encoding of a UTF-16 surrogate, which Python's codec refuses too.
+        (b'{"event":"chat.renamed","data":{"name":"\xed\xa0\x80"},"timestamp":1}', "UTF-8"),
+        (b'{"event":"chat.renamed","data":{"name":"\\ud800"},"timestamp":1}', "surrogate"),
+        (b'{"event":"chat.renamed","data":{"name":"\\udc00x"},"timestamp":1}', "not valid JSON"),
+    ],
+    ids=[
+        "invalid byte",
+        "truncated sequence",
+        "surrogate bytes",
+        "high surrogate",
+        "low surrogate",
+    ],
+)
+def test_bodies_that_are_not_unicode_are_invalid_payloads(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidPayloadError, match=message):
+        parse_event(body)
+
+
+@pytest.mark.parametrize("where", ["known field", "unknown field", "unknown key"])
+@pytest.mark.parametrize(
+    "bad", [b"\xff", b"\xed\xa0\x80", b"\\ud800", b"\\udfff"], ids=["ff", "raw", "high", "low"]
+)
+def test_not_unicode_anywhere_in_a_known_event_is_refused(where: str, bad: bytes) -> None:
+    valid = encoded("receipt.read", sample_data("receipt.read"))
+    if where == "known field":
+        body = valid.replace(b'"handle": "', b'"handle": "' + bad)
+    elif where == "unknown field":
+        body = valid[:-1] + b', "note": "' + bad + b'"}'
+    else:
+        body = valid[:-1] + b', "' + bad + b'": 1}'
+    assert body != valid
+    with pytest.raises(InvalidPayloadError):
+        parse_event(body)
+
+
+def test_a_valid_surrogate_pair_escape_is_text() -> None:
+    data = sample_data("message.received") | {"text": "🍝"}
+    body = json.dumps(envelope("message.received", data)).encode()  # ensure_ascii: \ud83c\udf5d
+    assert b"\\ud83c\\udf5d" in body
+    assert parse_event(body).data.text == "🍝"
+
+
+def test_a_str_with_a_lone_surrogate_is_an_invalid_payload() -> None:
+    body = json.dumps(envelope("chat.renamed", {}), ensure_ascii=False)[:-1] + ', "x": "\ud800"}'
+    with pytest.raises(InvalidPayloadError, match="UTF-8"):
+        parse_event(body)
+
+
+def nested(depth: int) -> bytes:
+    """A receipt.read whose unknown field ``deep`` nests ``depth`` levels in all."""
+    inner = depth - 1  # the envelope is the first level
+    valid = encoded("receipt.read", sample_data("receipt.read"))
+    return valid[:-1] + b', "deep": ' + b"[" * inner + b"]" * inner + b"}"
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    assert MAX_DEPTH == 64
+    event = parse_event(nested(MAX_DEPTH))
+    assert isinstance(event, ReceiptRead)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 200_000])
+def test_nesting_past_the_limit_is_an_invalid_payload(depth: int) -> None:
+    with pytest.raises(InvalidPayloadError, match="nested too deeply"):
+        parse_event(nested(depth))
+
+
+def test_nesting_past_the_limit_in_unknown_event_data_is_refused() -> None:
+    deep = b"[" * 100 + b"]" * 100
+    with pytest.raises(InvalidPayloadError, match="nested too deeply"):
+        parse_event(b'{"event":"chat.renamed","data":{"x":' + deep + b'},"timestamp":1}')
+
+
+def test_many_brackets_that_do_not_nest_are_accepted() -> None:
+    # Many openers make the guard count precisely: siblings and brackets in text do not nest.
+    data = sample_data("message.received") | {"text": "[{" * 5_000 + '"\\'}
+    data["attachments"] = [{"filename": f"{n}.png"} for n in range(300)]
+    event = parse_event(encoded("message.received", data, siblings=[[[]]] * 500))
+    assert isinstance(event, MessageReceived)
+    assert len(event.data.attachments) == 300
+    assert event.data.text == "[{" * 5_000 + '"\\'
+
+
+def test_deep_nesting_hidden_among_many_siblings_is_still_refused() -> None:
+    siblings = b"[" + b",".join([b"{}"] * 200) + b"]"
+    deep = b"[" * 80 + b"]" * 80
+    body = nested(2)[:-1] + b', "many": ' + siblings + b', "deep2": ' + deep + b"}"
+    with pytest.raises(InvalidPayloadError, match="nested too deeply"):
+        parse_event(body)
+
+
+def test_parse_event_refuses_other_types() -> None:
+    with pytest.raises(TypeError, match="bytes, str or a mapping"):
+        parse_event(42)  # type: ignore[arg-type]

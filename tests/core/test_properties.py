@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -12,13 +13,17 @@ from hypothesis import strategies as st
 
 from messages_integrations import (
     EVENT_NAMES,
+    Event,
     InvalidPayloadError,
     SignatureVerificationError,
+    UnknownEvent,
     WebhookReceiver,
     WebhookRouter,
+    parse_event,
     sign_webhook,
     verify_webhook,
 )
+from messages_integrations._events import MAX_DEPTH
 from messages_integrations._signing import Secrets
 from messages_integrations.testing import build_delivery, sample_data
 
@@ -164,3 +169,83 @@ def test_precomputed_hmac_states_equal_the_standard_librarys_hmac_for_any_key(
     assert Secrets([b"other", key]).digests(signed)[1] == expected
     assert Secrets([b"other", key]).match(expected, f"{timestamp}.".encode(), body) == 1
     assert sign_webhook(key, timestamp, body) == expected.hex()
+
+
+# --- the decoder ---------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.binary(max_size=3000))
+def test_decoding_any_bytes_gives_an_event_or_an_invalid_payload(body: bytes) -> None:
+    with contextlib.suppress(InvalidPayloadError):
+        assert isinstance(parse_event(body), Event)
+
+
+@given(
+    st.sampled_from(EVENT_NAMES), st.dictionaries(st.text(), json_values, max_size=5), json_values
+)
+def test_unknown_fields_never_reject_a_known_event(
+    name: str, extra_data: dict[str, Any], extra_top: Any
+) -> None:
+    data = {**extra_data, **sample_data(name)}
+    envelope = {"event": name, "data": data, "timestamp": WHEN, "zz_extra": extra_top}
+    body = json.dumps(envelope, ensure_ascii=False).encode()
+    event = parse_event(body)
+    assert event.event == name
+    assert event.raw == json.loads(body)
+
+
+@given(st.text(min_size=1, max_size=30).filter(lambda name: name not in EVENT_NAMES), json_values)
+def test_any_unknown_event_name_gives_an_unknown_event(name: str, data: Any) -> None:
+    envelope = {"event": name, "data": {"value": data}, "timestamp": WHEN}
+    event = parse_event(json.dumps(envelope).encode())
+    assert isinstance(event, UnknownEvent)
+    assert event.event == name
+    assert event.data == {"value": data}
+
+
+@given(st.sampled_from(EVENT_NAMES), st.integers(min_value=0, max_value=2**52))
+def test_an_integral_float_decodes_as_its_int(name: str, timestamp: int) -> None:
+    as_int = json.dumps({"event": name, "data": sample_data(name), "timestamp": timestamp})
+    as_float = as_int.replace(f'"timestamp": {timestamp}', f'"timestamp": {timestamp}.0')
+    assert as_float != as_int
+    assert parse_event(as_float.encode()) == parse_event(as_int.encode())
+
+
+@given(st.integers(min_value=2, max_value=3 * MAX_DEPTH))
+def test_nesting_is_accepted_exactly_up_to_the_limit(depth: int) -> None:
+    nest = depth - 1  # the envelope is the first level
+    body = b'{"event":"x.y","data":{},"timestamp":1,"deep":' + b"[" * nest + b"]" * nest + b"}"
+    if depth <= MAX_DEPTH:
+        assert isinstance(parse_event(body), UnknownEvent)
+    else:
+        with contextlib.suppress(InvalidPayloadError):
+            parse_event(body)
+            raise AssertionError(f"a body nested {depth} deep was accepted")
+
+
+@given(
+    deliveries,
+    st.lists(st.integers(min_value=0, max_value=10**13), max_size=3),
+    st.sampled_from(["", " ", "\n\t ", "\r\n"]),
+)
+def test_the_signed_body_timestamp_is_found_among_decoys(
+    delivery: Any, decoys: list[int], space: str
+) -> None:
+    envelope = delivery.json()
+    envelope["data"]["decoys"] = [{"timestamp": decoy} for decoy in decoys]
+    body = json.dumps(envelope, separators=(",", f"{space}:{space}"), ensure_ascii=False).encode()
+    signature = sign_webhook(SECRET, delivery.timestamp, body)
+    event = verify_webhook(body, signature, SECRET, tolerance=None)
+    assert event.timestamp == delivery.timestamp

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +16,15 @@ from messages_integrations import (
     ReactionAdded,
     ReactionRemoved,
     SignatureVerificationError,
+    StaleDeliveryError,
     WebhookError,
+    WebhookReceiver,
+    WebhookRouter,
     sign_webhook,
     verify_webhook,
 )
-from messages_integrations.testing import build_delivery
+from messages_integrations._signing import Authenticated, authenticate, check_window
+from messages_integrations.testing import build_delivery, sample_data
 from tests.conftest import load_vectors
 
 SECRET = "whsec_test_secret"
@@ -390,12 +397,16 @@ def test_invalid_utf8_body_is_refused_without_another_exception() -> None:
         (b"not json", "not valid JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"data": {}, "timestamp": 1}', "event: missing"),
-        (b'{"event": 5, "data": {}, "timestamp": 1}', "event: expected a string"),
-        (b'{"event": "message.sent", "timestamp": 1}', "data: missing"),
-        (b'{"event": "message.sent", "data": [], "timestamp": 1}', "data: expected an object"),
-        (b'{"event": "message.sent", "data": {}}', "timestamp: missing"),
-        (b'{"event": "message.sent", "data": {}, "timestamp": "1"}', "timestamp: expected"),
-        (b'{"event": "x.y", "data": {}, "timestamp": 1, "delivery_id": 7}', "delivery_id"),
+        (b'{"event": 5, "data": {}, "timestamp": 1}', r"^\$\.event: expected str, got int$"),
+        (b'{"event": "message.sent", "timestamp": 1}', r"^\$\.data: missing required field$"),
+        (b'{"event": "message.sent", "data": [], "timestamp": 1}', r"^\$\.data: expected object"),
+        (b'{"event": "receipt.read", "data": {}}', r"^\$\.data\.id: missing required field$"),
+        (b'{"event": "x.y", "data": {}}', r"^\$\.timestamp: missing required field$"),
+        (
+            b'{"event": "x.y", "data": {}, "timestamp": "1"}',
+            r"^\$\.timestamp: expected int, got str",
+        ),
+        (b'{"event": "x.y", "data": {}, "timestamp": 1, "delivery_id": 7}', r"\$\.delivery_id"),
         (b"[" * 100_000, "nested too deeply"),
     ],
 )
@@ -424,3 +435,265 @@ def test_reserialised_json_no_longer_verifies() -> None:
     reserialised = json.dumps(json.loads(delivery.body)).encode()
     with pytest.raises(SignatureVerificationError):
         verify_webhook(reserialised, delivery.signature, SECRET, timestamp=delivery.timestamp)
+
+
+# --- the signed timestamp of a body without the header: a bounded byte scan ---------------------
+
+
+def body_scheme_free(body: bytes, timestamp: int) -> str:
+    """The official SDK's signature of ``body`` with ``timestamp``, sent without the header."""
+    return sign_webhook(SECRET, timestamp, body)
+
+
+def message_body(**extra: Any) -> bytes:
+    data = sample_data("message.received")
+    envelope = {"event": "message.received", "data": data, "timestamp": NOW_MS, **extra}
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_the_body_timestamp_is_found_after_nested_timestamp_keys() -> None:
+    data = sample_data("message.received") | {
+        "history": [{"timestamp": NOW_MS - n, "x": {"timestamp": n}} for n in range(20)]
+    }
+    envelope = {"event": "message.received", "data": data, "timestamp": NOW_MS}
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    assert body.count(b'"timestamp"') == 41
+    event = verify_webhook(body, body_scheme_free(body, NOW_MS), SECRET, clock=clock_at(NOW_MS))
+    assert event.timestamp == NOW_MS
+
+
+def test_the_body_timestamp_is_found_first_in_the_body_too() -> None:
+    # Python's dicts and other serialisers may put the timestamp before the data.
+    data = sample_data("message.received") | {"history": [{"timestamp": n} for n in range(20)]}
+    envelope = {"timestamp": NOW_MS, "event": "message.received", "data": data}
+    body = json.dumps(envelope).encode()  # with spaces after the colons, as json.dumps writes
+    event = verify_webhook(body, body_scheme_free(body, NOW_MS), SECRET, clock=clock_at(NOW_MS))
+    assert event.timestamp == NOW_MS
+
+
+def test_json_whitespace_around_the_colon_is_allowed() -> None:
+    body = message_body().replace(b'"timestamp":', b'"timestamp" \n\t:\r\n ')
+    assert b'"timestamp" \n\t:\r\n 1767225600000' in body
+    event = verify_webhook(body, body_scheme_free(body, NOW_MS), SECRET, clock=clock_at(NOW_MS))
+    assert event.timestamp == NOW_MS
+
+
+def test_a_timestamp_written_in_a_string_is_not_a_candidate() -> None:
+    # Text quoting a key is escaped in JSON (\"timestamp\"): it cannot pass for the real one.
+    decoy = 'look: "timestamp": 5, "timestamp":6'
+    body = message_body(note=decoy)
+    assert b'\\"timestamp\\": 5' in body
+    signature = body_scheme_free(body, NOW_MS)
+    assert verify_webhook(body, signature, SECRET, clock=clock_at(NOW_MS)).timestamp == NOW_MS
+    forged = body_scheme_free(body, 5)
+    with pytest.raises(SignatureVerificationError, match="does not match"):
+        verify_webhook(body, forged, SECRET, tolerance=None)
+
+
+def test_a_signed_nested_timestamp_is_what_the_hmac_decides() -> None:
+    # Whichever candidate the sender signed is the one the window judges: the HMAC decides.
+    body = message_body(meta={"timestamp": NOW_MS - 3_600_000})
+    signature = body_scheme_free(body, NOW_MS - 3_600_000)
+    with pytest.raises(StaleDeliveryError, match="3600 s old"):
+        verify_webhook(body, signature, SECRET, clock=clock_at(NOW_MS))
+
+
+def test_candidates_are_bounded_from_both_ends() -> None:
+    # Eight keys at most: four from each end. A real timestamp in the middle of more is not
+    # found without the header; with it, the delivery verifies.
+    many = [{"timestamp": n} for n in range(6)]
+    data = sample_data("receipt.read") | {"before": many}
+    envelope = {"event": "receipt.read", "data": data, "timestamp": NOW_MS, "after": many}
+    body = json.dumps(envelope).encode()
+    signature = body_scheme_free(body, NOW_MS)
+    with pytest.raises(SignatureVerificationError, match="8 timestamp"):
+        verify_webhook(body, signature, SECRET, tolerance=None)
+    event = verify_webhook(body, signature, SECRET, timestamp=NOW_MS, clock=clock_at(NOW_MS))
+    assert event.timestamp == NOW_MS
+
+
+def test_a_huge_run_of_digits_is_no_candidate_and_costs_a_glance() -> None:
+    body = message_body(junk=1)[:-1] + b',"timestamp":' + b"9" * 1_000_000 + b"}"
+    with pytest.raises(SignatureVerificationError, match="does not match"):
+        verify_webhook(body, "ab" * 32, SECRET)
+    # The real timestamp still counts; the run of digits is simply not a candidate.
+    signature = body_scheme_free(body, NOW_MS)
+    with pytest.raises(InvalidPayloadError):  # authentic: then the JSON number is too big
+        verify_webhook(body, signature, SECRET, tolerance=None)
+
+
+def test_without_any_timestamp_only_the_body_scheme_is_tried() -> None:
+    body = b'{"event":"chat.renamed","data":{}}'
+    with pytest.raises(SignatureVerificationError, match="no timestamp in the body"):
+        verify_webhook(body, sign_webhook(SECRET, 1, body), SECRET)
+
+
+@pytest.mark.parametrize("prefix", [b"[" * 100_000, b"{" * 100_000, b'{"a":' * 50_000])
+def test_deep_unauthenticated_bodies_are_refused_without_parsing(prefix: bytes) -> None:
+    with pytest.raises(SignatureVerificationError, match="does not match"):
+        verify_webhook(prefix, "0" * 64, SECRET)
+
+
+# --- authenticate and check_window, the steps the receiver takes ---------------------------------
+
+
+def test_authenticate_says_which_secret_scheme_and_timestamp() -> None:
+    delivery = build_delivery("reaction.added", secret="whsec_b", timestamp=NOW_MS)
+    secrets = ["whsec_a", "whsec_b"]
+    found = authenticate(delivery.body, delivery.signature, secrets, timestamp=NOW_MS)
+    assert found == Authenticated(secret_index=1, scheme="timestamped", timestamp=NOW_MS)
+    assert authenticate(delivery.body, delivery.signature, secrets).timestamp == NOW_MS
+    body_signed = sign_webhook("whsec_a", None, delivery.body, scheme="body")
+    assert authenticate(delivery.body, body_signed, secrets) == Authenticated(0, "body", None)
+
+
+def test_authenticate_parses_nothing() -> None:
+    # Any bytes may be authenticated: decoding them is the next step, not this one.
+    body = b"\xff not json [[["
+    found = authenticate(body, sign_webhook(SECRET, 12, body), SECRET, timestamp="12")
+    assert found == Authenticated(0, "timestamped", 12)
+
+
+def test_check_window_accepts_inside_and_refuses_outside() -> None:
+    check_window(NOW_MS, 300, clock_at(NOW_MS + 300_000))
+    check_window(NOW_MS, None, clock_at(0))
+    with pytest.raises(StaleDeliveryError, match="301 s old"):
+        check_window(NOW_MS, 300, clock_at(NOW_MS + 301_000))
+    with pytest.raises(StaleDeliveryError, match="in the future"):
+        check_window(10**40, 300, clock_at(NOW_MS))
+
+
+def test_a_stale_delivery_is_a_signature_error_of_its_own_kind() -> None:
+    assert issubclass(StaleDeliveryError, SignatureVerificationError)
+    delivery = build_delivery("message.received", secret=SECRET, timestamp=NOW_MS)
+    with pytest.raises(StaleDeliveryError):
+        verify_webhook(delivery.body, delivery.signature, SECRET, clock=clock_at(NOW_MS + 400_000))
+
+
+def test_a_timestamp_in_seconds_is_named_as_such() -> None:
+    seconds = NOW_MS // 1000
+    delivery = build_delivery("message.received", secret=SECRET, timestamp=seconds)
+    with pytest.raises(StaleDeliveryError) as caught:
+        verify_webhook(
+            delivery.body, delivery.signature, SECRET, timestamp=seconds, clock=clock_at(NOW_MS)
+        )
+    message = str(caught.value)
+    assert "looks like unix seconds" in message
+    assert "Messages.dev timestamps are unix milliseconds" in message
+    assert f"{seconds} looks like" in message
+    assert " s old" not in message
+
+
+def test_a_millisecond_timestamp_gets_no_seconds_hint() -> None:
+    with pytest.raises(StaleDeliveryError) as caught:
+        check_window(NOW_MS - 3_600_000, 300, clock_at(NOW_MS))
+    assert "seconds" not in str(caught.value)
+
+
+# --- bodies that are not Unicode, once authenticated ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", [b"\xff", b"\xed\xa0\x80", b"\\ud800", b"\\udfff"], ids=["ff", "raw", "high", "low"]
+)
+@pytest.mark.parametrize("where", ["text", "unknown field"])
+def test_authentic_bodies_that_are_not_unicode_are_invalid_payloads(bad: bytes, where: str) -> None:
+    if where == "text":
+        body = message_body().replace(b'"text":"', b'"text":"' + bad)
+    else:
+        body = message_body()[:-1] + b',"note":"' + bad + b'"}'
+    for timestamp in (NOW_MS, None):
+        with pytest.raises(InvalidPayloadError):
+            verify_webhook(
+                body,
+                sign_webhook(SECRET, NOW_MS, body),
+                SECRET,
+                timestamp=timestamp,
+                clock=clock_at(NOW_MS),
+            )
+    receiver = WebhookReceiver(secret=SECRET, router=WebhookRouter(), clock=clock_at(NOW_MS))
+    headers = {"X-Webhook-Signature": sign_webhook(SECRET, NOW_MS, body)}
+    response = receiver.handle("POST", headers, body)
+    assert response.status == 400
+    assert response.json()["error"] == "invalid_payload"
+
+
+# --- a small thread stack: a gunicorn gthread worker's --------------------------------------------
+
+STACK_SCRIPT = r"""
+import json, sys, threading
+from messages_integrations import (
+    InvalidPayloadError, SignatureVerificationError, WebhookReceiver, WebhookRouter,
+    parse_event, sign_webhook, verify_webhook,
+)
+
+SECRET = "whsec_stack"
+deep = b"[" * 100_000 + b"]" * 100_000
+known = (
+    b'{"event":"receipt.read","data":{"id":"r","chat_id":"c","handle":"h","last_read_at":1},'
+    b'"timestamp":1,"deep":' + deep + b"}"
+)
+unknown = b'{"event":"chat.renamed","data":{"deep":' + deep + b'},"timestamp":1}'
+cases = {
+    "open brackets, wrong signature": (b"[" * 100_000, "ab" * 32, None),
+    "open braces, wrong signature": (b'{"a":' * 100_000, "ab" * 32, None),
+    "deep known event, signed": (known, sign_webhook(SECRET, 1, known), None),
+    "deep known event, header": (known, sign_webhook(SECRET, 1, known), "1"),
+    "deep unknown event, signed": (
+        unknown, sign_webhook(SECRET, None, unknown, scheme="body"), None
+    ),
+}
+results = {}
+
+def run():
+    receiver = WebhookReceiver(secret=SECRET, router=WebhookRouter(), tolerance=None)
+    for name, (body, signature, timestamp) in cases.items():
+        try:
+            verify_webhook(body, signature, SECRET, timestamp=timestamp, tolerance=None)
+            outcome = "verified"
+        except SignatureVerificationError:
+            outcome = "SignatureVerificationError"
+        except InvalidPayloadError:
+            outcome = "InvalidPayloadError"
+        headers = {"X-Webhook-Signature": signature}
+        if timestamp is not None:
+            headers["X-Webhook-Timestamp"] = timestamp
+        status = receiver.handle("POST", headers, body).status
+        try:
+            parse_event(body)
+            parsed = "parsed"
+        except InvalidPayloadError:
+            parsed = "InvalidPayloadError"
+        results[name] = [outcome, status, parsed]
+
+threading.stack_size(512 * 1024)
+worker = threading.Thread(target=run)
+worker.start()
+worker.join()
+print(json.dumps(results))
+"""
+
+
+def test_deep_bodies_are_refused_on_a_512_kib_thread_stack() -> None:
+    # A body of 100,000 nested "[" once made the standard library's JSON overflow a 1 MiB thread
+    # stack and kill the worker process (Python 3.13). Nothing here may parse that deep.
+    done = subprocess.run(
+        [sys.executable, "-c", STACK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, f"the process died ({done.returncode}): {done.stderr[-2000:]}"
+    assert json.loads(done.stdout) == {
+        "open brackets, wrong signature": [
+            "SignatureVerificationError",
+            401,
+            "InvalidPayloadError",
+        ],
+        "open braces, wrong signature": ["SignatureVerificationError", 401, "InvalidPayloadError"],
+        "deep known event, signed": ["InvalidPayloadError", 400, "InvalidPayloadError"],
+        "deep known event, header": ["InvalidPayloadError", 400, "InvalidPayloadError"],
+        "deep unknown event, signed": ["InvalidPayloadError", 400, "InvalidPayloadError"],
+    }
