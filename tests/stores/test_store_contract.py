@@ -529,3 +529,20 @@ def test_auto_picks_a_redis_or_memcached_default_cache_only(redis_url: str) -> N
     with django_caches(db={"BACKEND": "django.core.cache.backends.db.DatabaseCache"}):
         assert DjangoCacheDeliveryStore.auto("db") is None
         assert DjangoCacheDeliveryStore.auto("absent") is None
+
+
+def test_w003_warns_about_a_store_on_the_database_cache(redis_url: str) -> None:
+    from django.test import override_settings
+
+    from messages_integrations.django.checks import check_settings
+
+    database = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache"}
+    with django_caches(db=database, shared={"BACKEND": REDIS_CACHE, "LOCATION": redis_url}):
+        with override_settings(MESSAGES_WEBHOOK_STORE=DjangoCacheDeliveryStore("db")):
+            found = {m.id: m for m in check_settings()}
+        with override_settings(MESSAGES_WEBHOOK_STORE=DjangoCacheDeliveryStore("shared")):
+            assert "messages_integrations.W003" not in {m.id for m in check_settings()}
+    warning = found["messages_integrations.W003"]
+    assert "database cache" in warning.msg
+    assert "not atomic" in warning.msg
+    assert "MESSAGES_WEBHOOK_STORE" in str(warning.hint)
