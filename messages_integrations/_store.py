@@ -1,14 +1,16 @@
 """Where delivery ids are remembered, so that a retried delivery runs its handlers only once.
 
-A store keeps one of two states per key: *in progress* (a lease, held while the first copy is
-handled) and *done* (remembered for a while after success). A failure releases the lease, so the
-sender's retry is handled in full. Shared stores (a Django cache, Redis) implement the same three
-operations atomically; :class:`InMemoryDeliveryStore` is the default, for a single process.
+A store keeps one of two states per key: *in progress* (a lease, held under a random token while
+the first copy is handled) and *done* (remembered for a while after success). Only the holder of a
+lease can extend, complete or release it, so a copy whose lease ran out can never undo the work of
+the copy that took over. Shared stores (Redis, a Django cache) live in
+:mod:`messages_integrations.stores`; :class:`InMemoryDeliveryStore` is the default, for one process.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -28,42 +30,84 @@ class Claim(enum.Enum):
     DONE = "done"  #: handled successfully before
 
 
-class DeliveryStore(ABC):
-    """The interface of a de-duplication store; implement the three sync methods.
+def check_seconds(name: str, value: float) -> float:
+    """``value`` as a positive, finite number of seconds, else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
 
-    Each must be atomic across every process that shares the store. The async variants run the
-    sync ones in a worker thread; a store with a native async client overrides them.
+
+def check_token(token: str) -> str:
+    """``token`` when it is a non-empty string, else an error: an empty token would match anyone."""
+    if not isinstance(token, str) or not token:
+        raise ValueError("a lease token must be a non-empty string")
+    return token
+
+
+class DeliveryStore(ABC):
+    """The interface of a de-duplication store; implement the four sync methods.
+
+    Each must be atomic across every process that shares the store. ``token`` is a random string
+    the caller generates per delivery (``secrets.token_hex(16)``): it names the lease's holder.
+    The async variants run the sync ones in a worker thread; a store with a native async client
+    overrides them.
     """
 
     @abstractmethod
-    def claim(self, key: str, *, lease: float) -> Claim:
-        """Take the lease on ``key`` for ``lease`` seconds unless it is in progress or done."""
+    def claim(self, key: str, token: str, *, lease: float) -> Claim:
+        """Take the lease on ``key`` for ``lease`` seconds under ``token``, unless held or done.
+
+        Answers ``DONE`` when the key is done, ``IN_PROGRESS`` while a live lease holds it, and
+        otherwise takes the lease and answers ``NEW``, all in one atomic step.
+        """
 
     @abstractmethod
-    def complete(self, key: str, *, ttl: float) -> None:
-        """Mark ``key`` done for ``ttl`` seconds, replacing the lease."""
+    def extend(self, key: str, token: str, *, lease: float) -> bool:
+        """Push the lease's expiry to now + ``lease`` while ``token`` holds it; else False."""
 
     @abstractmethod
-    def release(self, key: str) -> None:
-        """Drop the lease on ``key`` after a failure, so that a retry starts afresh."""
+    def complete(self, key: str, token: str, *, ttl: float) -> bool:
+        """Mark ``key`` done for ``ttl`` seconds when ``token`` holds its lease or the key is free.
 
-    async def aclaim(self, key: str, *, lease: float) -> Claim:
+        A free key means the lease ran out while nobody took it over: the work was still done.
+        Answers False, changing nothing, when another token holds the lease or the key is done.
+        """
+
+    @abstractmethod
+    def release(self, key: str, token: str) -> bool:
+        """Drop the lease on ``key`` while ``token`` holds it, so that a retry starts afresh.
+
+        Never touches another holder's lease or a done marker; answers whether it dropped one.
+        """
+
+    async def aclaim(self, key: str, token: str, *, lease: float) -> Claim:
         """Async :meth:`claim`."""
-        return await sync_to_async(self.claim, thread_sensitive=False)(key, lease=lease)
+        return await sync_to_async(self.claim, thread_sensitive=False)(key, token, lease=lease)
 
-    async def acomplete(self, key: str, *, ttl: float) -> None:
+    async def aextend(self, key: str, token: str, *, lease: float) -> bool:
+        """Async :meth:`extend`."""
+        return await sync_to_async(self.extend, thread_sensitive=False)(key, token, lease=lease)
+
+    async def acomplete(self, key: str, token: str, *, ttl: float) -> bool:
         """Async :meth:`complete`."""
-        await sync_to_async(self.complete, thread_sensitive=False)(key, ttl=ttl)
+        return await sync_to_async(self.complete, thread_sensitive=False)(key, token, ttl=ttl)
 
-    async def arelease(self, key: str) -> None:
+    async def arelease(self, key: str, token: str) -> bool:
         """Async :meth:`release`."""
-        await sync_to_async(self.release, thread_sensitive=False)(key)
+        return await sync_to_async(self.release, thread_sensitive=False)(key, token)
+
+    def describe(self) -> str:
+        """Where this store keeps its keys, for a start-up log line; never shows a password."""
+        return type(self).__name__
 
 
 class InMemoryDeliveryStore(DeliveryStore):
     """A thread- and task-safe store for one process, with expiry and a bound on its size.
 
-    Use a shared store when several processes or machines receive the same webhook.
+    Use a shared store (:mod:`messages_integrations.stores`) when several processes or machines
+    receive the same webhook: this one only de-duplicates within its own process.
     """
 
     def __init__(self, *, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
@@ -72,16 +116,27 @@ class InMemoryDeliveryStore(DeliveryStore):
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (state, expires_at), oldest first, so that eviction pops from the front.
-        self._entries: OrderedDict[str, tuple[Claim, float]] = OrderedDict()
+        # key -> (state, expires_at, token), oldest first, so that eviction pops from the front.
+        # A done entry keeps no token: nobody holds it any more.
+        self._entries: OrderedDict[str, tuple[Claim, float, str]] = OrderedDict()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
-    def _put(self, key: str, state: Claim, seconds: float) -> None:
-        now = self._clock()
-        self._entries[key] = (state, now + seconds)
+    def describe(self) -> str:
+        """``in-memory``: the keys live in this process only."""
+        return "in-memory"
+
+    def _live(self, key: str, now: float) -> tuple[Claim, float, str] | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] <= now:
+            del self._entries[key]
+            return None
+        return entry
+
+    def _put(self, key: str, state: Claim, seconds: float, token: str, now: float) -> None:
+        self._entries[key] = (state, now + seconds, token)
         self._entries.move_to_end(key)
         # Drop expired entries from the old end, then the oldest ones past the size bound.
         entries = self._entries
@@ -90,36 +145,65 @@ class InMemoryDeliveryStore(DeliveryStore):
         while len(entries) > self._max_entries:
             entries.popitem(last=False)
 
-    def claim(self, key: str, *, lease: float) -> Claim:
-        """Take the lease on ``key`` unless it is in progress or done."""
+    def claim(self, key: str, token: str, *, lease: float) -> Claim:
+        """Take the lease on ``key`` under ``token`` unless it is in progress or done."""
+        check_token(token)
+        seconds = check_seconds("lease", lease)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[1] > self._clock():
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is not None:
                 return entry[0]
-            self._put(key, Claim.IN_PROGRESS, lease)
+            self._put(key, Claim.IN_PROGRESS, seconds, token, now)
             return Claim.NEW
 
-    def complete(self, key: str, *, ttl: float) -> None:
-        """Remember ``key`` as done for ``ttl`` seconds."""
+    def extend(self, key: str, token: str, *, lease: float) -> bool:
+        """Push the lease's expiry to now + ``lease`` while ``token`` holds it."""
+        check_token(token)
+        seconds = check_seconds("lease", lease)
         with self._lock:
-            self._put(key, Claim.DONE, ttl)
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None or entry[0] is not Claim.IN_PROGRESS or entry[2] != token:
+                return False
+            self._put(key, Claim.IN_PROGRESS, seconds, token, now)
+            return True
 
-    def release(self, key: str) -> None:
-        """Forget the lease on ``key``."""
+    def complete(self, key: str, token: str, *, ttl: float) -> bool:
+        """Remember ``key`` as done for ``ttl`` seconds, if ``token`` holds it or it is free."""
+        check_token(token)
+        seconds = check_seconds("ttl", ttl)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] is Claim.IN_PROGRESS:
-                del self._entries[key]
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is not None and (entry[0] is Claim.DONE or entry[2] != token):
+                return False
+            self._put(key, Claim.DONE, seconds, "", now)
+            return True
 
-    # The lock is only ever held for a dictionary operation, so the event loop may take it.
-    async def aclaim(self, key: str, *, lease: float) -> Claim:
+    def release(self, key: str, token: str) -> bool:
+        """Forget the lease on ``key`` if ``token`` holds it."""
+        check_token(token)
+        with self._lock:
+            entry = self._live(key, self._clock())
+            if entry is None or entry[0] is not Claim.IN_PROGRESS or entry[2] != token:
+                return False
+            del self._entries[key]
+            return True
+
+    # The lock is only ever held for a few dictionary operations, so the event loop may take it.
+    async def aclaim(self, key: str, token: str, *, lease: float) -> Claim:
         """Async :meth:`claim`, without a thread hop."""
-        return self.claim(key, lease=lease)
+        return self.claim(key, token, lease=lease)
 
-    async def acomplete(self, key: str, *, ttl: float) -> None:
+    async def aextend(self, key: str, token: str, *, lease: float) -> bool:
+        """Async :meth:`extend`, without a thread hop."""
+        return self.extend(key, token, lease=lease)
+
+    async def acomplete(self, key: str, token: str, *, ttl: float) -> bool:
         """Async :meth:`complete`, without a thread hop."""
-        self.complete(key, ttl=ttl)
+        return self.complete(key, token, ttl=ttl)
 
-    async def arelease(self, key: str) -> None:
+    async def arelease(self, key: str, token: str) -> bool:
         """Async :meth:`release`, without a thread hop."""
-        self.release(key)
+        return self.release(key, token)

@@ -34,13 +34,15 @@ _SECRET_HINT = (
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Report a missing secret (E001), an unusable router or store (E002, E003), bad numbers."""
+    """Report a missing secret (E001), an unusable router or store (E002, E003), bad numbers,
+    a store on the database cache (W003)."""
     return [
         *_secret(),
         *_number(TOLERANCE, coerce_tolerance, "300 seconds", "W001"),
         *_number(MAX_BODY_SIZE, coerce_max_body_size, "1048576 bytes (1 MiB)", "W002"),
         *_object(ROUTER, WebhookRouter, "E002"),
         *_object(STORE, DeliveryStore, "E003"),
+        *_store_on_database_cache(),
     ]
 
 
@@ -84,3 +86,27 @@ def _object(name: str, kind: type[Any], code: str) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _store_on_database_cache() -> list[CheckMessage]:
+    from django.core.cache.backends.db import DatabaseCache
+
+    from messages_integrations.stores import DjangoCacheDeliveryStore
+
+    try:
+        store = configured(STORE, DeliveryStore)
+        on_database = isinstance(store, DjangoCacheDeliveryStore) and issubclass(
+            store.backend, DatabaseCache
+        )
+    except (ImportError, TypeError, ValueError, ConfigurationError):
+        return []  # E003, or the store's own error, says what is wrong
+    if not on_database:
+        return []
+    return [
+        Warning(
+            f"{STORE} is a DjangoCacheDeliveryStore on the database cache {store.alias!r}, whose "
+            f"add() is not atomic for an expired key: two copies of a delivery can both run.",
+            hint=f"Point {STORE} at a Redis or Memcached cache, or at redis://...",
+            id="messages_integrations.W003",
+        )
+    ]

@@ -489,43 +489,6 @@ def test_store_outage_is_a_500_without_running_handlers(
     assert recorder.count() == 0
 
 
-def test_in_memory_store_forgets_done_deliveries_after_their_ttl() -> None:
-    now = [0.0]
-    store = InMemoryDeliveryStore(clock=lambda: now[0])
-    assert store.claim("a", lease=10) is Claim.NEW
-    assert store.claim("a", lease=10) is Claim.IN_PROGRESS
-    store.complete("a", ttl=100)
-    assert store.claim("a", lease=10) is Claim.DONE
-    now[0] = 101
-    assert store.claim("a", lease=10) is Claim.NEW
-
-
-def test_in_memory_store_lease_expires_so_a_crashed_handler_is_retried() -> None:
-    now = [0.0]
-    store = InMemoryDeliveryStore(clock=lambda: now[0])
-    assert store.claim("a", lease=10) is Claim.NEW
-    now[0] = 11
-    assert store.claim("a", lease=10) is Claim.NEW
-
-
-def test_in_memory_store_is_bounded() -> None:
-    store = InMemoryDeliveryStore(max_entries=3)
-    for key in "abcde":
-        store.claim(key, lease=60)
-        store.complete(key, ttl=60)
-    assert len(store) == 3
-    assert store.claim("a", lease=60) is Claim.NEW  # the oldest was evicted
-    assert store.claim("e", lease=60) is Claim.DONE
-
-
-def test_release_keeps_a_done_delivery_done() -> None:
-    store = InMemoryDeliveryStore()
-    store.claim("a", lease=60)
-    store.complete("a", ttl=60)
-    store.release("a")
-    assert store.claim("a", lease=60) is Claim.DONE
-
-
 @pytest.mark.anyio
 async def test_a_store_without_async_methods_is_run_in_a_thread() -> None:
     class SyncOnly(DeliveryStore):
