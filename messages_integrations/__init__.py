@@ -30,7 +30,8 @@ from ._events import (
     UnknownEvent,
     parse_event,
 )
-from ._handling import Accepted, BodyTooLarge, WebhookReceiver, WebhookResponse
+from ._handling import BodyTooLarge, Delivery, Refused, WebhookReceiver, WebhookResponse
+from ._outcomes import OUTCOMES, DeliveryRecord, HandlerRecord, HandlersStarted, observe
 from ._router import WebhookRouter, default_router, on
 from ._signing import sign_webhook
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore
@@ -40,13 +41,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_NAMES",
-    "Accepted",
+    "OUTCOMES",
     "Attachment",
     "BodyTooLarge",
     "Claim",
     "ConfigurationError",
+    "Delivery",
+    "DeliveryRecord",
     "DeliveryStore",
     "Event",
+    "HandlerRecord",
+    "HandlersStarted",
     "InMemoryDeliveryStore",
     "InvalidPayloadError",
     "Message",
@@ -57,6 +62,7 @@ __all__ = [
     "ReactionRemoved",
     "ReadReceipt",
     "ReceiptRead",
+    "Refused",
     "SignatureVerificationError",
     "StaleDeliveryError",
     "TypingIndicator",
@@ -69,6 +75,7 @@ __all__ = [
     "WebhookRouter",
     "__version__",
     "default_router",
+    "observe",
     "on",
     "parse_event",
     "resolve_secret",

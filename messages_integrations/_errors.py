@@ -34,5 +34,5 @@ class InvalidPayloadError(WebhookError):
     """The body is not a JSON object of the shape Messages.dev sends."""
 
 
-class ConfigurationError(WebhookError):
+class ConfigurationError(WebhookError, ValueError):
     """The receiving application is misconfigured, for example no signing secret is set."""

@@ -1,44 +1,81 @@
 """The framework-neutral webhook endpoint: request in, status and JSON body out.
 
-Every adapter converts its framework's request into a method, headers and a body source, calls
-:meth:`WebhookReceiver.handle` (or ``ahandle``), and converts the :class:`WebhookResponse` back.
-All decisions of CONTRACT.md's HTTP table are taken here, and only here.
+One delivery travels one straight path, the same in sync and async code::
+
+    bounded read -> authenticate -> decode -> replay window -> claim -> dispatch -> finish
+
+Each step either passes or raises; :func:`_refusal` turns what was raised into the answer, and
+:meth:`Delivery._conclude` ends every delivery in one outcome (a log record, the observers).
+Adapters convert their request into a method, headers and a body source, call
+:meth:`WebhookReceiver.handle` (or ``ahandle``, or ``accept`` for their own code), and convert
+the :class:`WebhookResponse` back. Every decision of the HTTP table is taken here, and only here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import secrets as _random
+import threading
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Final, Protocol
 
-from ._errors import InvalidPayloadError, SignatureVerificationError
-from ._events import Event
+from . import _outcomes
+from ._config import (
+    DEFAULT_DEDUP_TTL,
+    DEFAULT_LEASE,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_TOLERANCE,
+    Options,
+    coerce_max_body_size,
+    coerce_on_store_error,
+    coerce_tolerance,
+)
+from ._errors import (
+    ConfigurationError,
+    InvalidPayloadError,
+    SignatureVerificationError,
+    StaleDeliveryError,
+    WebhookError,
+)
+from ._events import Event, decode_event
+from ._outcomes import (
+    GLOBAL_OBSERVERS,
+    DeliveryRecord,
+    DeliverySpan,
+    HandlerRecord,
+    HandlersStarted,
+    Observers,
+    Outcome,
+)
 from ._router import WebhookRouter, default_router
-from ._signing import Secrets, SecretsInput, Verified, verify
+from ._signing import Authenticated, Secrets, SecretsInput, authenticate, check_window
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TOLERANCE",
-    "Accepted",
     "AsyncBodySource",
     "BodySource",
     "BodyTooLarge",
+    "Delivery",
     "HeadersInput",
+    "Refused",
     "WebhookReceiver",
     "WebhookResponse",
+    "not_configured",
 ]
 
 logger = logging.getLogger("messages_integrations")
 
-DEFAULT_TOLERANCE = 300.0
-DEFAULT_MAX_BODY_SIZE = 1024 * 1024
-DEFAULT_DEDUP_TTL = 24 * 60 * 60.0
-DEFAULT_LEASE = 5 * 60.0
-READ_CHUNK = 64 * 1024
+READ_CHUNK: Final = 64 * 1024
+#: Seconds a sender is asked to wait before retrying a delivery refused for an outage.
+RETRY_AFTER: Final = "5"
 
 
 class _Readable(Protocol):
@@ -85,11 +122,14 @@ class WebhookResponse:
         return result
 
 
+_JSON: Final = ("content-type", "application/json")
+
+
 def _respond(
     status: int, payload: dict[str, Any], *extra: tuple[str, str], close: bool = False
 ) -> WebhookResponse:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    return WebhookResponse(status, body, (("content-type", "application/json"), *extra), close)
+    return WebhookResponse(status, body, (_JSON, *extra), close)
 
 
 def _error(
@@ -98,13 +138,32 @@ def _error(
     return _respond(status, {"error": code, "message": message}, *extra, close=close)
 
 
-_METHOD_NOT_ALLOWED = _error(
+_METHOD_NOT_ALLOWED: Final = _error(
     405, "method_not_allowed", "this endpoint accepts POST deliveries only", ("allow", "POST")
 )
-_HANDLER_FAILED = _error(500, "handler_failed", "a handler failed; the delivery may be retried")
-_STORE_FAILED = _error(500, "store_failed", "the delivery could not be recorded; retry later")
-_IN_PROGRESS = _error(
-    409, "in_progress", "this delivery is still being handled; retry later", ("retry-after", "5")
+_HANDLER_FAILED: Final = _error(
+    500, "handler_failed", "a handler failed; the delivery may be retried"
+)
+_STORE_FAILED: Final = _error(
+    503,
+    "store_unavailable",
+    "the delivery could not be recorded; retry later",
+    ("retry-after", RETRY_AFTER),
+)
+_QUEUE_FAILED: Final = _error(
+    503,
+    "queue_unavailable",
+    "the delivery could not be queued; retry later",
+    ("retry-after", RETRY_AFTER),
+)
+_IN_PROGRESS: Final = _error(
+    409,
+    "in_progress",
+    "this delivery is still being handled; retry later",
+    ("retry-after", RETRY_AFTER),
+)
+_NOT_CONFIGURED: Final = _error(
+    500, "not_configured", "the webhook endpoint is not configured; see the server log"
 )
 
 
@@ -115,25 +174,45 @@ class BodyTooLarge(Exception):
     """
 
 
+class Refused(WebhookError):
+    """A delivery that :meth:`WebhookReceiver.accept` did not hand over; send :attr:`response`."""
+
+    def __init__(self, response: WebhookResponse, outcome: Outcome) -> None:
+        super().__init__(outcome)
+        self.response = response
+        self.outcome = outcome
+
+
+class _MethodNotAllowed(Exception):
+    pass
+
+
+class _Duplicate(Exception):
+    pass
+
+
+class _InProgress(Exception):
+    pass
+
+
+class _StoreUnavailable(Exception):
+    pass
+
+
+class QueueUnavailable(Exception):
+    """The task queue's broker did not accept a background job (answered 503, claim released)."""
+
+
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    """A verified delivery whose lease this request holds; pass it to ``finish`` when done."""
-
-    event: Event[Any]
-    key: str
-    delivery_id: str | None
-    secret_index: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Headers:
+class _Request:
     signature: str | None = None
     timestamp: str | None = None
-    delivery_id: str | None = None
+    delivery_id: str | None = None  # the unsigned header: for log lines only, never the key
     content_length: str | None = None
+    several_signatures: bool = False
 
 
-_WANTED = {
+_WANTED: Final = {
     "x-webhook-signature": "signature",
     "x-webhook-timestamp": "timestamp",
     "x-webhook-delivery-id": "delivery_id",
@@ -141,14 +220,22 @@ _WANTED = {
 }
 
 
-def _pick_headers(headers: HeadersInput) -> _Headers:
+def _pick_headers(headers: HeadersInput) -> _Request:
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    found: dict[str, str] = {}
+    found: dict[str, Any] = {}
     for name, value in pairs:
         key = _WANTED.get((name.decode("latin-1") if isinstance(name, bytes) else name).lower())
-        if key is not None and key not in found:
-            found[key] = value.decode("latin-1") if isinstance(value, bytes) else value
-    return _Headers(**found)
+        if key is None:
+            continue
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        if key not in found:
+            found[key] = text
+        elif key == "signature":
+            found["several_signatures"] = True
+    # WSGI servers join repeated headers with commas; a hex signature never has one.
+    if "," in found.get("signature", ""):
+        found["several_signatures"] = True
+    return _Request(**found)
 
 
 def _accumulate(buffer: bytearray, chunk: bytes, limit: int) -> None:
@@ -186,12 +273,403 @@ async def _aread_body(source: AsyncBodySource, limit: int) -> bytes:
     return bytes(buffer)
 
 
+class Delivery:
+    """One request on its way through the receiver, and how it ended.
+
+    Use it as ``with receiver.accept(...) as event:`` (or ``async with``): entering reads,
+    verifies and claims the delivery, or raises :class:`Refused`; leaving marks it done, or
+    releases it when the block raised (or was cancelled) so that the sender's retry runs in full.
+    :attr:`response` is the answer to send once the block has ended.
+    """
+
+    __slots__ = (
+        "_body",
+        "_method",
+        "_raw",
+        "_request",
+        "_span",
+        "_span_scope",
+        "_started",
+        "authenticated",
+        "event",
+        "handled",
+        "key",
+        "outcome",
+        "queued",
+        "receiver",
+        "response",
+        "token",
+    )
+
+    def __init__(
+        self, receiver: WebhookReceiver, method: str, headers: HeadersInput, body: Any
+    ) -> None:
+        self._started = time.perf_counter()
+        self.receiver = receiver
+        self._method = method
+        self._request = _pick_headers(headers)
+        self._body = body
+        self._raw = b""
+        self.authenticated: Authenticated | None = None
+        self.event: Event[Any] | None = None
+        self.key = ""
+        self.token = ""
+        self.queued = False
+        self.handled = False
+        self.outcome: Outcome | None = None
+        self.response: WebhookResponse | None = None
+        tracer = _outcomes.tracing
+        self._span_scope: AbstractContextManager[DeliverySpan] | None = None
+        self._span: DeliverySpan | None = None
+        if tracer is not None:
+            self._span_scope = tracer.delivery()
+            self._span = self._span_scope.__enter__()
+
+    # --- the steps, in order ----------------------------------------------------------------
+
+    def _precheck(self) -> None:
+        request = self._request
+        if self._method.upper() != "POST":
+            raise _MethodNotAllowed
+        declared = (request.content_length or "").strip()
+        # A blank Content-Length (some gateways pass one on) is the same as none.
+        if declared:
+            if not declared.isdigit() or not declared.isascii():
+                raise InvalidPayloadError("Content-Length is not a number")
+            if int(declared) > self.receiver.max_body_size:
+                raise BodyTooLarge
+        if request.several_signatures:
+            raise SignatureVerificationError(
+                "several X-Webhook-Signature headers: a delivery carries exactly one"
+            )
+
+    def _verify(self, raw: bytes) -> None:
+        receiver, request = self.receiver, self._request
+        self._raw = raw
+        self.authenticated = authenticate(
+            raw, request.signature, receiver.secrets, timestamp=request.timestamp
+        )
+        self.event = event = decode_event(raw)
+        signed = self.authenticated.timestamp
+        check_window(
+            event.timestamp if signed is None else signed, receiver.tolerance, receiver.clock
+        )
+        # The body's delivery_id is signed; without one, the signature itself (an exact replay).
+        self.key = (
+            f"delivery:{event.delivery_id}"
+            if event.delivery_id
+            else f"signature:{(request.signature or '').strip().lower()}"
+        )
+        self.token = _random.token_hex(16)
+
+    def _claimed(self, claim: Claim | None) -> None:
+        if claim is Claim.DONE:
+            raise _Duplicate
+        if claim is Claim.IN_PROGRESS:
+            raise _InProgress
+        if claim is Claim.NEW:
+            self.receiver._heartbeat.hold(self)
+        self.handled = True
+        observers = self.receiver.observers.current()
+        if observers:
+            assert self.event is not None
+            started = HandlersStarted(self.event.event, self.event.delivery_id)
+            self.receiver.observers.notify(started, observers)
+
+    def __enter__(self) -> Event[Any]:
+        receiver = self.receiver
+        try:
+            self._precheck()
+            raw = _read_body(self._body, receiver.max_body_size)
+            self._verify(raw)
+            self._claimed(receiver._claim(self))
+        except Exception as exc:  # noqa: BLE001 - every refusal becomes its answer
+            raise self._refuse(exc) from None
+        assert self.event is not None
+        return self.event
+
+    async def __aenter__(self) -> Event[Any]:
+        receiver = self.receiver
+        try:
+            self._precheck()
+            raw = await _aread_body(self._body, receiver.max_body_size)
+            self._verify(raw)
+            self._claimed(await receiver._aclaim(self))
+        except Exception as exc:  # noqa: BLE001
+            raise self._refuse(exc) from None
+        assert self.event is not None
+        return self.event
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        receiver = self.receiver
+        receiver._heartbeat.drop(self)
+        if error is None:
+            self._done(receiver._complete(self))
+        else:
+            receiver._release(self)
+            self._failed(error)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        receiver = self.receiver
+        receiver._heartbeat.drop(self)
+        if error is None:
+            self._done(await receiver._acomplete(self))
+        elif isinstance(error, Exception):
+            await receiver._arelease(self)
+            self._failed(error)
+        else:
+            # Cancelled (a server shutting down, a client gone): release without awaiting in a
+            # cancelled task, or every retry would get 409 until the lease expires.
+            receiver._release_soon(self)
+            self._failed(error)
+
+    # --- the handlers ---------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Run the event's inline handlers, then queue its background ones (if any)."""
+        assert self.event is not None, "dispatch() runs inside 'with receiver.accept(...)'"
+        self.receiver.router.dispatch(self.event, observer=self._handler_observer())
+        self.receiver._enqueue(self)
+
+    async def adispatch(self) -> None:
+        """Async :meth:`dispatch`: sync handlers run in a worker thread."""
+        assert self.event is not None, "adispatch() runs inside 'async with receiver.accept(...)'"
+        receiver = self.receiver
+        await receiver.router.adispatch(
+            self.event,
+            thread_sensitive=receiver.thread_sensitive,
+            observer=self._handler_observer(),
+        )
+        await receiver._aenqueue(self)
+
+    def _handler_observer(self) -> Callable[[HandlerRecord], None] | None:
+        observers = self.receiver.observers
+        current = observers.current()
+        if not current:
+            return None
+        return lambda record: observers.notify(record, current)
+
+    # --- the answers ------------------------------------------------------------------------
+
+    def _refuse(self, exc: Exception) -> Refused:
+        response, outcome = _refusal(exc, self.receiver)
+        if outcome == "duplicate":
+            assert self.event is not None
+            payload = {
+                "status": "duplicate",
+                "event": self.event.event,
+                "delivery_id": self.event.delivery_id,
+            }
+            response = _respond(200, payload)
+        if outcome == "store_failed":
+            logger.error(
+                "delivery store failed for delivery %s (%s); answered 503",
+                self.delivery_id,
+                self.event_name,
+                exc_info=exc.__cause__ or exc,
+            )
+        self._conclude(outcome, response, reason=str(exc))
+        return Refused(response, outcome)
+
+    def _done(self, recorded: bool) -> None:
+        outcome: Outcome
+        event = self.event
+        assert event is not None
+        if not recorded:
+            logger.error(
+                "delivery %s (%s) was handled but could not be marked done; a retry may run "
+                "its handlers again",
+                self.delivery_id,
+                event.event,
+            )
+        status, outcome = 200, "ok"
+        if self.queued and not self._has_inline():
+            status, outcome = 202, "queued"
+        payload = {"status": outcome, "event": event.event, "delivery_id": event.delivery_id}
+        self._conclude(outcome, _respond(status, payload))
+
+    def _has_inline(self) -> bool:
+        assert self.event is not None
+        return bool(self.receiver.router.handlers_for(self.event.event))
+
+    def _failed(self, error: BaseException) -> None:
+        if isinstance(error, QueueUnavailable):
+            logger.error(
+                "the task queue refused delivery %s (%s); answered 503 and released it",
+                self.delivery_id,
+                self.event_name,
+                exc_info=error.__cause__ or error,
+            )
+            self._conclude("store_failed", _QUEUE_FAILED)
+            return
+        if isinstance(error, Exception):
+            logger.error(
+                "handler failed for delivery %s (%s)",
+                self.delivery_id,
+                self.event_name,
+                exc_info=error,
+            )
+        self._conclude("handler_failed", _HANDLER_FAILED)
+
+    @property
+    def delivery_id(self) -> str | None:
+        """The delivery id: the signed body's once verified, the header's before that."""
+        if self.event is not None and self.event.delivery_id:
+            return self.event.delivery_id
+        return self._request.delivery_id
+
+    @property
+    def event_name(self) -> str | None:
+        """The event's name, once the body was decoded."""
+        return None if self.event is None else self.event.event
+
+    def _conclude(self, outcome: Outcome, response: WebhookResponse, reason: str = "") -> None:
+        self.outcome, self.response = outcome, response
+        receiver = self.receiver
+        level = _LEVELS[outcome]
+        observers = receiver.observers.current()
+        if not observers and self._span is None and not logger.isEnabledFor(level):
+            return
+        position = None if self.authenticated is None else self.authenticated.secret_index + 1
+        record = DeliveryRecord(
+            outcome=outcome,
+            http_status=response.status,
+            event=self.event_name,
+            delivery_id=self.delivery_id,
+            duration_s=time.perf_counter() - self._started,
+            secret_position=position,
+            reason=reason,
+            handled=self.handled,
+        )
+        if self._span is not None and self._span_scope is not None:
+            self._span.conclude(record)
+            self._span_scope.__exit__(None, None, None)
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "delivery %s (%s): %s, %d%s",
+                record.delivery_id or "(no id)",
+                record.event or "unknown event",
+                outcome,
+                response.status,
+                f" ({reason})" if reason else "",
+                extra=record.log_extra(),
+            )
+        receiver.observers.notify(record, observers)
+
+
+_LEVELS: Final[dict[str, int]] = {
+    "ok": logging.INFO,
+    "queued": logging.INFO,
+    "duplicate": logging.INFO,
+    "in_progress": logging.INFO,
+    # A flood of forged or malformed requests must not flood the log at WARNING: the metrics
+    # count them, and the messages say why at INFO.
+    "refused_signature": logging.INFO,
+    "refused_stale": logging.INFO,
+    "refused_payload": logging.INFO,
+    "refused_size": logging.INFO,
+    "refused_method": logging.DEBUG,
+    "handler_failed": logging.WARNING,
+    "store_failed": logging.WARNING,
+    "not_configured": logging.ERROR,
+}
+
+
+def _refusal(exc: Exception, receiver: WebhookReceiver) -> tuple[WebhookResponse, Outcome]:
+    """The answer and outcome for whatever stopped a delivery before its handlers."""
+    if isinstance(exc, _Duplicate):
+        return _DUPLICATE_PLACEHOLDER, "duplicate"
+    if isinstance(exc, _InProgress):
+        return _IN_PROGRESS, "in_progress"
+    if isinstance(exc, StaleDeliveryError):
+        return _error(401, "invalid_signature", str(exc)), "refused_stale"
+    if isinstance(exc, SignatureVerificationError):
+        return _error(401, "invalid_signature", str(exc)), "refused_signature"
+    if isinstance(exc, InvalidPayloadError):
+        return _error(400, "invalid_payload", str(exc)), "refused_payload"
+    if isinstance(exc, BodyTooLarge):
+        message = f"the body exceeds {receiver.max_body_size} bytes"
+        return _error(413, "payload_too_large", message, close=True), "refused_size"
+    if isinstance(exc, _MethodNotAllowed):
+        return _METHOD_NOT_ALLOWED, "refused_method"
+    if isinstance(exc, _StoreUnavailable):
+        return _STORE_FAILED, "store_failed"
+    if isinstance(exc, OSError):
+        # The client went away, or the server could not give us its body.
+        return _error(400, "invalid_request", "the body could not be read"), "refused_payload"
+    raise exc
+
+
+_DUPLICATE_PLACEHOLDER: Final = _respond(200, {"status": "duplicate"})  # named per delivery
+
+
+class _Heartbeat:
+    """Renews the leases of deliveries whose handlers run long, from one daemon thread.
+
+    A lease is short (``lease`` seconds) so that a crashed process frees its delivery soon; while
+    the process lives, its leases are extended every third of that.
+    """
+
+    def __init__(self, store: DeliveryStore, lease: float) -> None:
+        self._store = store
+        self._lease = lease
+        self._held: dict[Delivery, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._held[delivery] = time.monotonic()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="messages-webhooks-lease", daemon=True
+                )
+                self._thread.start()
+
+    def drop(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._held.pop(delivery, None)
+
+    def _run(self) -> None:
+        period = self._lease / 3
+        while True:
+            time.sleep(period)
+            now = time.monotonic()
+            with self._lock:
+                due = [d for d, since in self._held.items() if now - since >= period]
+            for delivery in due:
+                try:
+                    kept = self._store.extend(delivery.key, delivery.token, lease=self._lease)
+                except Exception:  # noqa: BLE001 - the next beat tries again
+                    logger.warning(
+                        "could not extend the lease of delivery %s", delivery.delivery_id
+                    )
+                    continue
+                if not kept:
+                    logger.warning(
+                        "delivery %s lost its lease while its handlers ran; a retry may run them "
+                        "again",
+                        delivery.delivery_id,
+                    )
+
+
 class WebhookReceiver:
-    """Answers deliveries as CONTRACT.md's HTTP table says: verify, de-duplicate, dispatch.
+    """Answers deliveries as the HTTP table says: verify, de-duplicate, dispatch.
 
     ``secret`` is one secret or several (rotation, several lines). Handlers come from ``router``
     (the default router unless given). ``store`` remembers delivery ids; the default keeps them in
-    this process's memory.
+    this process's memory. ``queue`` runs background handlers (``@on(..., background=True)``).
     """
 
     def __init__(
@@ -204,22 +682,45 @@ class WebhookReceiver:
         store: DeliveryStore | None = None,
         dedup_ttl: float = DEFAULT_DEDUP_TTL,
         lease: float = DEFAULT_LEASE,
+        queue: Any = None,
+        on_store_error: str = "refuse",
         thread_sensitive: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_body_size < 1:
-            raise ValueError("max_body_size must be a positive number of bytes")
-        if tolerance is not None and tolerance < 0:
-            raise ValueError("tolerance must be a number of seconds, or None to turn it off")
         self.secrets = secret if isinstance(secret, Secrets) else Secrets(secret)
         self.router = router if router is not None else default_router
-        self.tolerance = tolerance
-        self.max_body_size = max_body_size
+        self.tolerance = coerce_tolerance(tolerance, "tolerance=")
+        self.max_body_size = coerce_max_body_size(max_body_size, "max_body_size=")
         self.store = store if store is not None else InMemoryDeliveryStore()
+        if dedup_ttl <= 0 or lease <= 0:
+            raise ConfigurationError("dedup_ttl= and lease= must be more than 0 seconds")
         self.dedup_ttl = dedup_ttl
         self.lease = lease
+        self.queue = queue
+        self.on_store_error = coerce_on_store_error(on_store_error, "on_store_error=")
         self.thread_sensitive = thread_sensitive
         self.clock = clock
+        self.observers = Observers(parent=GLOBAL_OBSERVERS)
+        self._heartbeat = _Heartbeat(self.store, lease)
+        self._check_queue()
+
+    @classmethod
+    def from_options(
+        cls, options: Options, *, store: DeliveryStore | None = None, thread_sensitive: bool = False
+    ) -> WebhookReceiver:
+        """A receiver for a resolved settings snapshot; ``store`` when the options name none."""
+        return cls(
+            secret=options.secret,
+            router=options.router,
+            tolerance=options.tolerance,
+            max_body_size=options.max_body_size,
+            store=options.store if options.store is not None else store,
+            dedup_ttl=options.dedup_ttl,
+            lease=options.lease,
+            queue=options.queue,
+            on_store_error=options.on_store_error,
+            thread_sensitive=thread_sensitive,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -227,229 +728,154 @@ class WebhookReceiver:
             f"max_body_size={self.max_body_size}>"
         )
 
-    # --- the steps shared by handle() and ahandle() ---------------------------------------------
-
-    def _precheck(self, method: str, headers: _Headers) -> WebhookResponse | None:
-        if method.upper() != "POST":
-            return _METHOD_NOT_ALLOWED
-        declared = (headers.content_length or "").strip()
-        # A blank Content-Length (some gateways pass one on) is the same as none.
-        if declared:
-            if not declared.isdigit() or not declared.isascii():
-                return _error(400, "invalid_request", "Content-Length is not a number")
-            if int(declared) > self.max_body_size:
-                return self._too_large(headers)
-        return None
-
-    def _too_large(self, headers: _Headers) -> WebhookResponse:
-        logger.warning(
-            "refused delivery %s: body larger than %d bytes",
-            headers.delivery_id or "(no id)",
-            self.max_body_size,
-        )
-        return _error(
-            413, "payload_too_large", f"the body exceeds {self.max_body_size} bytes", close=True
-        )
-
-    def _authenticate(self, headers: _Headers, body: bytes) -> Verified | WebhookResponse:
-        try:
-            verified = verify(
-                body,
-                headers.signature,
-                self.secrets,
-                timestamp=headers.timestamp,
-                tolerance=self.tolerance,
-                clock=self.clock,
+    def _check_queue(self) -> None:
+        # Fail at start-up, never at the first delivery.
+        if self.queue is None and self.router.needs_queue():
+            raise ConfigurationError(
+                "background handlers are registered but no task queue is configured: pass "
+                "queue=... or set MESSAGES_WEBHOOK_QUEUE (a CeleryQueue or DjangoTasksQueue)"
             )
-        except SignatureVerificationError as exc:
-            logger.warning("refused delivery %s: %s", headers.delivery_id or "(no id)", exc)
-            return _error(401, "invalid_signature", str(exc))
-        except InvalidPayloadError as exc:
-            logger.warning(
-                "refused delivery %s: authenticated but invalid: %s",
-                headers.delivery_id or "(no id)",
-                exc,
-            )
-            return _error(400, "invalid_payload", str(exc))
-        event = verified.event
-        logger.debug(
-            "delivery %s (%s) verified by the secret at position %d of %d, %s scheme",
-            _delivery_id(verified, headers),
-            event.event,
-            verified.secret_index,
-            len(self.secrets),
-            verified.scheme,
-        )
-        return verified
-
-    def _key(self, verified: Verified, headers: _Headers) -> Accepted:
-        delivery_id = _delivery_id(verified, headers)
-        if delivery_id:
-            key = f"delivery:{delivery_id}"
-        else:
-            # No id at all: the signature itself, so that an exact replay is still caught.
-            key = f"signature:{(headers.signature or '').strip().lower()}"
-        return Accepted(verified.event, key, delivery_id, verified.secret_index)
-
-    @staticmethod
-    def _claimed(claim: Claim, accepted: Accepted) -> Accepted | WebhookResponse:
-        if claim is Claim.NEW:
-            return accepted
-        name = accepted.event.event
-        if claim is Claim.DONE:
-            logger.info(
-                "delivery %s (%s) already handled; handlers not run again",
-                accepted.delivery_id,
-                name,
-            )
-            return _respond(
-                200, {"status": "duplicate", "event": name, "delivery_id": accepted.delivery_id}
-            )
-        logger.info(
-            "delivery %s (%s) is still being handled; answered 409", accepted.delivery_id, name
-        )
-        return _IN_PROGRESS
-
-    @staticmethod
-    def _handled(accepted: Accepted, error: BaseException | None) -> WebhookResponse:
-        name = accepted.event.event
-        if error is not None:
-            logger.error(
-                "handler failed for delivery %s (%s)", accepted.delivery_id, name, exc_info=error
-            )
-            return _HANDLER_FAILED
-        return _respond(200, {"status": "ok", "event": name, "delivery_id": accepted.delivery_id})
-
-    @staticmethod
-    def _store_failed(accepted: Accepted) -> WebhookResponse:
-        logger.exception(
-            "delivery store failed for delivery %s (%s)", accepted.delivery_id, accepted.event.event
-        )
-        return _STORE_FAILED
-
-    def _read(self, headers: _Headers, read: Callable[[], bytes]) -> bytes | WebhookResponse:
-        try:
-            return read()
-        except BodyTooLarge:
-            return self._too_large(headers)
-        except OSError:
-            return _error(400, "invalid_request", "the body could not be read")
 
     # --- the entry points -----------------------------------------------------------------------
 
-    def receive(
-        self, method: str, headers: HeadersInput, body: BodySource
-    ) -> Accepted | WebhookResponse:
-        """Check a request and take its delivery's lease; or return the refusal to send.
+    def accept(self, method: str, headers: HeadersInput, body: BodySource) -> Delivery:
+        """A scoped delivery: ``with receiver.accept(...) as event:`` runs your code on it.
 
-        An :class:`Accepted` delivery must be passed to :meth:`finish` once handled. Use this to
-        run your own code instead of the router (a decorated view); :meth:`handle` does both.
+        Entering raises :class:`Refused` (send its ``response``) for anything but a verified
+        delivery not handled before. Leaving marks it done, or releases it for a retry when the
+        block raised; then ``delivery.response`` is the answer.
         """
-        picked = _pick_headers(headers)
-        early = self._precheck(method, picked)
-        if early is not None:
-            return early
-        raw = self._read(picked, lambda: _read_body(body, self.max_body_size))
-        if isinstance(raw, WebhookResponse):
-            return raw
-        verified = self._authenticate(picked, raw)
-        if isinstance(verified, WebhookResponse):
-            return verified
-        accepted = self._key(verified, picked)
-        try:
-            claim = self.store.claim(accepted.key, lease=self.lease)
-        except Exception:  # noqa: BLE001 - a store outage is a 500, never a crash
-            return self._store_failed(accepted)
-        return self._claimed(claim, accepted)
-
-    def finish(self, accepted: Accepted, error: BaseException | None = None) -> WebhookResponse:
-        """Record the outcome of an accepted delivery and return the answer for it.
-
-        Success marks the delivery done; an ``error`` releases it so that a retry runs in full.
-        """
-        try:
-            if error is None:
-                self.store.complete(accepted.key, ttl=self.dedup_ttl)
-            else:
-                self.store.release(accepted.key)
-        except Exception:  # noqa: BLE001
-            return self._store_failed(accepted)
-        return self._handled(accepted, error)
+        return Delivery(self, method, headers, body)
 
     def handle(self, method: str, headers: HeadersInput, body: BodySource) -> WebhookResponse:
         """Answer one request from sync code (WSGI). Handlers run in this thread."""
-        accepted = self.receive(method, headers, body)
-        if isinstance(accepted, WebhookResponse):
-            return accepted
+        delivery = Delivery(self, method, headers, body)
         try:
-            self.router.dispatch(accepted.event)
-        except Exception as exc:  # noqa: BLE001 - the handler's error is logged, never sent
-            return self.finish(accepted, exc)
-        return self.finish(accepted)
-
-    async def areceive(
-        self, method: str, headers: HeadersInput, body: AsyncBodySource
-    ) -> Accepted | WebhookResponse:
-        """Async :meth:`receive`: the body may be an async iterable of chunks."""
-        picked = _pick_headers(headers)
-        early = self._precheck(method, picked)
-        if early is not None:
-            return early
-        try:
-            raw: bytes | WebhookResponse = await _aread_body(body, self.max_body_size)
-        except BodyTooLarge:
-            raw = self._too_large(picked)
-        except OSError:
-            raw = _error(400, "invalid_request", "the body could not be read")
-        if isinstance(raw, WebhookResponse):
-            return raw
-        verified = self._authenticate(picked, raw)
-        if isinstance(verified, WebhookResponse):
-            return verified
-        accepted = self._key(verified, picked)
-        try:
-            claim = await self.store.aclaim(accepted.key, lease=self.lease)
-        except Exception:  # noqa: BLE001
-            return self._store_failed(accepted)
-        return self._claimed(claim, accepted)
-
-    async def afinish(
-        self, accepted: Accepted, error: BaseException | None = None
-    ) -> WebhookResponse:
-        """Async :meth:`finish`."""
-        try:
-            if error is None:
-                await self.store.acomplete(accepted.key, ttl=self.dedup_ttl)
-            else:
-                await self.store.arelease(accepted.key)
-        except Exception:  # noqa: BLE001
-            return self._store_failed(accepted)
-        return self._handled(accepted, error)
+            with delivery:
+                delivery.dispatch()
+        except Refused as refused:
+            return refused.response
+        except Exception:  # noqa: BLE001, S110 - logged and answered 500 by the delivery
+            pass
+        assert delivery.response is not None
+        return delivery.response
 
     async def ahandle(
         self, method: str, headers: HeadersInput, body: AsyncBodySource
     ) -> WebhookResponse:
         """Answer one request from async code (ASGI). Sync handlers run in a worker thread."""
-        accepted = await self.areceive(method, headers, body)
-        if isinstance(accepted, WebhookResponse):
-            return accepted
+        delivery = Delivery(self, method, headers, body)
         try:
-            await self.router.adispatch(accepted.event, thread_sensitive=self.thread_sensitive)
+            async with delivery:
+                await delivery.adispatch()
+        except Refused as refused:
+            return refused.response
+        except Exception:  # noqa: BLE001, S110
+            pass
+        assert delivery.response is not None
+        return delivery.response
+
+    def aaccept(self, method: str, headers: HeadersInput, body: AsyncBodySource) -> Delivery:
+        """:meth:`accept` for ``async with``: the body may be an async iterable of chunks."""
+        return Delivery(self, method, headers, body)
+
+    # --- the store and the queue, each call guarded -------------------------------------------
+
+    def _claim(self, delivery: Delivery) -> Claim | None:
+        try:
+            return self.store.claim(delivery.key, delivery.token, lease=self.lease)
+        except Exception as exc:  # noqa: BLE001 - an outage of any kind is a 503
+            self._store_down(exc)
+            return None
+
+    async def _aclaim(self, delivery: Delivery) -> Claim | None:
+        try:
+            return await self.store.aclaim(delivery.key, delivery.token, lease=self.lease)
         except Exception as exc:  # noqa: BLE001
-            return await self.afinish(accepted, exc)
-        except BaseException:
-            # Cancelled (a server shutting down, a client gone): release the lease at once, without
-            # awaiting in a cancelled task, or every retry would get 409 until the lease expires.
-            self._release_now(accepted)
-            raise
-        return await self.afinish(accepted)
+            self._store_down(exc)
+            return None
 
-    def _release_now(self, accepted: Accepted) -> None:
+    def _store_down(self, exc: Exception) -> None:
+        if self.on_store_error != "handle":
+            raise _StoreUnavailable from exc
+        logger.error(
+            "delivery store unreachable: handling the delivery WITHOUT de-duplication "
+            "(on_store_error='handle')",
+            exc_info=exc,
+        )
+
+    def _complete(self, delivery: Delivery) -> bool:
         try:
-            self.store.release(accepted.key)
-        except Exception:  # the cancellation that brought us here matters more
-            logger.exception("could not release delivery %s", accepted.delivery_id)
+            return self.store.complete(delivery.key, delivery.token, ttl=self.dedup_ttl)
+        except Exception:  # noqa: BLE001 - the work is done: still a 200, logged by _done
+            return False
+
+    async def _acomplete(self, delivery: Delivery) -> bool:
+        try:
+            return await self.store.acomplete(delivery.key, delivery.token, ttl=self.dedup_ttl)
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _release(self, delivery: Delivery) -> None:
+        try:
+            self.store.release(delivery.key, delivery.token)
+        except Exception:
+            logger.warning("could not release delivery %s", delivery.delivery_id, exc_info=True)
+
+    async def _arelease(self, delivery: Delivery) -> None:
+        try:
+            await self.store.arelease(delivery.key, delivery.token)
+        except Exception:
+            logger.warning("could not release delivery %s", delivery.delivery_id, exc_info=True)
+
+    def _release_soon(self, delivery: Delivery) -> None:
+        task = asyncio.get_running_loop().create_task(self._arelease(delivery))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+    def _job(self, delivery: Delivery) -> Any:
+        event = delivery.event
+        if event is None or self.queue is None or not self.router.has_background(event.event):
+            return None
+        from ._background import Job
+
+        return Job.from_delivery(delivery._raw, key=delivery.key, event=event.event)
+
+    def _enqueue(self, delivery: Delivery) -> None:
+        job = self._job(delivery)
+        if job is None:
+            return
+        try:
+            self.queue.enqueue(job)
+        except Exception as exc:
+            raise QueueUnavailable from exc
+        delivery.queued = True
+
+    async def _aenqueue(self, delivery: Delivery) -> None:
+        job = self._job(delivery)
+        if job is None:
+            return
+        try:
+            await self.queue.aenqueue(job)
+        except Exception as exc:
+            raise QueueUnavailable from exc
+        delivery.queued = True
 
 
-def _delivery_id(verified: Verified, headers: _Headers) -> str | None:
-    return verified.event.delivery_id or headers.delivery_id
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+def not_configured(error: ConfigurationError, headers: HeadersInput = ()) -> WebhookResponse:
+    """The JSON 500 for an endpoint that cannot be built (no secret, a bad setting), logged."""
+    logger.error("the Messages.dev webhook endpoint is not configured: %s", error)
+    record = DeliveryRecord(
+        outcome="not_configured",
+        http_status=500,
+        event=None,
+        delivery_id=_pick_headers(headers).delivery_id,
+        duration_s=0.0,
+        secret_position=None,
+        reason=str(error),
+    )
+    GLOBAL_OBSERVERS.notify(record, GLOBAL_OBSERVERS.current())
+    return _NOT_CONFIGURED

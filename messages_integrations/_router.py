@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, overload
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 
+from . import _outcomes
 from ._events import (
     EVENT_NAMES,
     Event,
@@ -23,6 +25,7 @@ from ._events import (
     TypingStarted,
     TypingStopped,
 )
+from ._outcomes import HandlerRecord
 
 __all__ = [
     "Handler",
@@ -235,30 +238,44 @@ class WebhookRouter:
         finally:
             self.restore(saved)
 
-    def dispatch(self, event: Event[Any], *, background: bool = False) -> int:
+    def dispatch(
+        self,
+        event: Event[Any],
+        *,
+        background: bool = False,
+        observer: Callable[[HandlerRecord], object] | None = None,
+    ) -> int:
         """Run the handlers of ``event`` of one kind, in order, and return how many ran.
 
         ``background=False`` (the request) runs the inline handlers; a task-queue worker passes
         ``background=True``. Async handlers are run to completion. Every handler runs even if one
         raises; then the error is raised again (an :class:`ExceptionGroup` when several failed).
+        ``observer`` is given a :class:`HandlerRecord` after each handler run.
         """
         handlers = self.handlers_for(event.event, background=background)
         errors: list[BaseException] = []
+        watch = _watcher(observer, background)
         for handler in handlers:
             try:
-                if iscoroutinefunction(handler):
-                    async_to_sync(handler)(event)
-                else:
-                    result = handler(event)
-                    if inspect.isawaitable(result):
-                        async_to_sync(_await)(result)
+                with watch(event, handler):
+                    if iscoroutinefunction(handler):
+                        async_to_sync(handler)(event)
+                    else:
+                        result = handler(event)
+                        if inspect.isawaitable(result):
+                            async_to_sync(_await)(result)
             except Exception as exc:  # noqa: BLE001 - collected, then raised again
                 errors.append(exc)
         _raise_collected(event, errors)
         return len(handlers)
 
     async def adispatch(
-        self, event: Event[Any], *, background: bool = False, thread_sensitive: bool = False
+        self,
+        event: Event[Any],
+        *,
+        background: bool = False,
+        thread_sensitive: bool = False,
+        observer: Callable[[HandlerRecord], object] | None = None,
     ) -> int:
         """Like :meth:`dispatch`, from async code: sync handlers run in a worker thread.
 
@@ -267,18 +284,69 @@ class WebhookRouter:
         """
         handlers = self.handlers_for(event.event, background=background)
         errors: list[BaseException] = []
+        watch = _watcher(observer, background)
         for handler in handlers:
             try:
-                if iscoroutinefunction(handler):
-                    await handler(event)
-                else:
-                    result = await sync_to_async(handler, thread_sensitive=thread_sensitive)(event)
-                    if inspect.isawaitable(result):
-                        await result
+                with watch(event, handler):
+                    if iscoroutinefunction(handler):
+                        await handler(event)
+                    else:
+                        call = sync_to_async(handler, thread_sensitive=thread_sensitive)
+                        result = await call(event)
+                        if inspect.isawaitable(result):
+                            await result
             except Exception as exc:  # noqa: BLE001 - collected, then raised again
                 errors.append(exc)
         _raise_collected(event, errors)
         return len(handlers)
+
+
+_Watch = Callable[[Event[Any], Handler], AbstractContextManager[None]]
+
+
+def _unwatched(event: Event[Any], handler: Handler) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def _watcher(observer: Callable[[HandlerRecord], object] | None, background: bool) -> _Watch:
+    """How each handler run is watched: not at all (no cost) unless observed or traced."""
+    tracer = _outcomes.tracing
+    if observer is None and tracer is None:
+        return _unwatched
+
+    @contextmanager
+    def watch(event: Event[Any], handler: Handler) -> Iterator[None]:
+        name = handler_name(handler)
+        span = nullcontext() if tracer is None else tracer.handler(event.event, name)
+        started = time.perf_counter()
+        error: Exception | None = None
+        try:
+            with span:
+                yield
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            if observer is not None:
+                observer(
+                    HandlerRecord(
+                        event=event.event,
+                        handler=name,
+                        delivery_id=event.delivery_id,
+                        duration_s=time.perf_counter() - started,
+                        outcome="ok" if error is None else "failed",
+                        error_type=None if error is None else type(error).__qualname__,
+                        background=background,
+                    )
+                )
+
+    return watch
+
+
+def handler_name(handler: Handler) -> str:
+    """``module.qualname`` of a handler (of its class, for a callable object)."""
+    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    return f"{getattr(handler, '__module__', None) or type(handler).__module__}.{name}"
 
 
 def _freeze(table: dict[str, list[Handler]]) -> Mapping[str, tuple[Handler, ...]]:

@@ -1,7 +1,7 @@
 """A FastAPI dependency that hands your own route the verified, typed Messages.dev event.
 
-For handlers registered with ``@on(...)``, use
-:class:`messages_integrations.starlette.MessagesWebhookMiddleware` instead.
+The route runs after the router's ``@on`` handlers, only for a verified delivery not handled
+before; every refusal is answered with the same status and JSON as every other adapter.
 """
 
 # No `from __future__ import annotations`: older FastAPI releases cannot resolve string
@@ -9,20 +9,34 @@ For handlers registered with ``@on(...)``, use
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Unpack
 
-import anyio
 from fastapi import HTTPException, Request
+from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
-from ._config import resolve_secret
+from ._config import EndpointOptions
 from ._events import Event
-from ._handling import DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, WebhookReceiver, WebhookResponse
-from ._signing import SecretsInput
-from ._store import DeliveryStore
+from ._handling import Refused, WebhookResponse
+from ._startup import build_receiver
 from .starlette import _ClientDisconnected
 
-__all__ = ["MessagesWebhook"]
+__all__ = ["MessagesWebhook", "WebhookAnswer"]
+
+
+class WebhookAnswer(HTTPException):
+    """A refusal (or a duplicate) answered before the route runs, with the core's JSON body."""
+
+    def __init__(self, answer: WebhookResponse) -> None:
+        headers = {name: value for name, value in answer.asgi_headers if name != "content-type"}
+        super().__init__(answer.status, detail=answer.json(), headers=headers or None)
+        self.answer = answer
+
+
+async def _answer(request: Request, exc: Exception) -> Response:
+    answer = exc.answer if isinstance(exc, WebhookAnswer) else None
+    assert answer is not None
+    return Response(answer.body, answer.status, dict(answer.asgi_headers))
 
 
 class MessagesWebhook:
@@ -30,50 +44,49 @@ class MessagesWebhook:
 
     ::
 
-        verified_event = MessagesWebhook()  # the secret from MESSAGES_WEBHOOK_SECRET
+        verified_event = MessagesWebhook()  # options as the middleware's, or from the environment
 
         @app.post("/webhooks")
         async def receive(event: Annotated[Event[Any], Depends(verified_event)]) -> dict[str, str]:
             ...
 
-    A refusal or an already handled delivery is answered without running the route, as an
-    :class:`~fastapi.HTTPException` whose ``detail`` is the answer's JSON object (the status codes
-    of the middleware). The delivery counts as handled once the route returns; if the route
-    raises, the delivery is released so that the sender's retry runs it again.
+    The router's handlers (``router=``, the default router unless given) run first. The delivery
+    counts as handled once the route returns; if the route raises (or is cancelled), the delivery
+    is released so that the sender's retry runs it again. Give the middleware and the dependency
+    the same ``store`` to share de-duplication between them.
     """
 
-    def __init__(
-        self,
-        *,
-        secret: SecretsInput | None = None,
-        tolerance: float | None = DEFAULT_TOLERANCE,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        store: DeliveryStore | None = None,
-    ) -> None:
-        self.receiver = WebhookReceiver(
-            secret=resolve_secret(secret),
-            tolerance=tolerance,
-            max_body_size=max_body_size,
-            store=store,
-        )
+    def __init__(self, *, path: str = "(FastAPI dependency)", **options: Unpack[EndpointOptions]):
+        self.receiver = build_receiver(options, path)
 
     async def __call__(self, request: Request) -> AsyncIterator[Event[Any]]:
         """Yield the verified event to the route, then record whether the route succeeded."""
+        _install_answer_handler(request)
         async with aclosing(_body_chunks(request)) as body:
-            outcome = await self.receiver.areceive(request.method, request.headers.raw, body)
-        if isinstance(outcome, WebhookResponse):
-            raise _as_exception(outcome)
-        error: BaseException | None = None
-        try:
-            yield outcome.event
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            # Every exit counts, cancellation too: a lease left behind would answer 409 to every
-            # retry until it expires.
-            with anyio.CancelScope(shield=True):
-                await self.receiver.afinish(outcome, error)
+            delivery = self.receiver.aaccept(request.method, request.headers.raw, body)
+            route_ran = False
+            try:
+                # Leaving the block counts every exit, cancellation too: a lease left behind
+                # would answer 409 to every retry until it expires.
+                async with delivery as event:
+                    await delivery.adispatch()
+                    route_ran = True
+                    yield event
+            except Refused as refused:
+                raise WebhookAnswer(refused.response) from None
+            except Exception:
+                if route_ran:
+                    raise  # the route's own error: FastAPI answers it as for any route
+                assert delivery.response is not None  # a handler failed: the library's 500
+                raise WebhookAnswer(delivery.response) from None
+
+
+def _install_answer_handler(request: Request) -> None:
+    # FastAPI answers an HTTPException as {"detail": ...}; webhook refusals keep the JSON of every
+    # other adapter. Starlette keeps the app's handlers in the scope from 0.32 on.
+    handlers = request.scope.get("starlette.exception_handlers")
+    if handlers and WebhookAnswer not in handlers[0]:
+        handlers[0][WebhookAnswer] = _answer
 
 
 async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
@@ -82,8 +95,3 @@ async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
             yield chunk
     except ClientDisconnect:
         raise _ClientDisconnected from None
-
-
-def _as_exception(answer: WebhookResponse) -> HTTPException:
-    headers = {name: value for name, value in answer.asgi_headers if name != "content-type"}
-    return HTTPException(answer.status, detail=answer.json(), headers=headers or None)

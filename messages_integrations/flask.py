@@ -8,10 +8,9 @@ for the secret, from the environment variable ``MESSAGES_WEBHOOK_SECRET``.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import click
 from flask import Blueprint, Flask, Response, current_app, request
@@ -20,91 +19,60 @@ from flask.cli import AppGroup
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ._config import (
-    MAX_BODY_SIZE_SETTING,
-    ROUTER_SETTING,
-    SECRET_SETTING,
-    STORE_SETTING,
-    TOLERANCE_SETTING,
-    coerce_max_body_size,
-    coerce_tolerance,
-    resolve_secret,
+    OPTION_NAMES,
+    UNSET,
+    EndpointOptions,
+    describe_store,
+    given,
+    resolve_options,
+    setting_name,
 )
 from ._errors import ConfigurationError
 from ._events import EVENT_NAMES
-from ._handling import DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, BodyTooLarge, WebhookReceiver
-from ._router import WebhookRouter, default_router
-from ._signing import SecretsInput
-from ._store import DeliveryStore, InMemoryDeliveryStore
+from ._handling import BodyTooLarge, WebhookReceiver, not_configured
+from ._startup import announce, enable_exporters
+from ._store import InMemoryDeliveryStore
 
 __all__ = ["cli", "create_blueprint"]
 
 logger = logging.getLogger("messages_integrations")
 
-SIZE_SETTING = MAX_BODY_SIZE_SETTING
 _EXTENSION = "messages_integrations"
 _WHERE = "app.config or the environment"
+_KEYS = tuple(setting_name(name) for name in OPTION_NAMES)
 # Every method reaches the core, so that all but POST get its JSON 405 with ``Allow: POST``.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-
-
-class _Config(enum.Enum):
-    UNSET = "from app.config"
-
 
 #: The ``flask messages`` command group, added to the app by every webhook blueprint.
 #: More commands join it with ``@cli.command()``.
 cli = AppGroup("messages", help="Messages.dev webhooks: inspect the receiving endpoints.")
 
 
-# How each config key is read and checked.
-_READERS: dict[str, Callable[[Any], Any]] = {
-    TOLERANCE_SETTING: coerce_tolerance,
-    SIZE_SETTING: coerce_max_body_size,
-    ROUTER_SETTING: lambda v: _instance(v, WebhookRouter, ROUTER_SETTING),
-    STORE_SETTING: lambda v: _instance(v, DeliveryStore, STORE_SETTING),
-}
-
-
-def _instance(value: Any, kind: type[Any], key: str) -> Any:
-    if not isinstance(value, kind):
-        raise ConfigurationError(f"{key} must be a {kind.__name__}, not {value!r}")
-    return value
-
-
-def _setting(explicit: Any, config: Mapping[str, Any], key: str, default: Any) -> Any:
-    if explicit is not _Config.UNSET:
-        return explicit  # checked by WebhookReceiver, which names the argument
-    return _READERS[key](config.get(key, default))
-
-
 class _Endpoint:
     """One registration of a webhook blueprint on one app: its options, store and receiver."""
 
-    def __init__(self, explicit: dict[str, Any]) -> None:
-        self.explicit = explicit
+    def __init__(self, options: Mapping[str, Any], name: str) -> None:
+        self.options = given(options)
+        self.name = name
         # Kept across receiver rebuilds (config changes) so that duplicates are still caught.
-        self.store: DeliveryStore = InMemoryDeliveryStore()
+        self.store = InMemoryDeliveryStore()
         self._cached: tuple[tuple[Any, ...], WebhookReceiver] | None = None
 
     def receiver(self, config: Mapping[str, Any], limit: int | None) -> WebhookReceiver:
         """The receiver for the current config, rebuilt only when the config has changed."""
-        given = self.explicit
-        secret = resolve_secret(given["secret"], config.get(SECRET_SETTING), where=_WHERE)
-        size = _setting(given["max_body_size"], config, SIZE_SETTING, DEFAULT_MAX_BODY_SIZE)
-        options = {
-            "secret": secret if isinstance(secret, str | bytes) else tuple(secret),
-            "router": _setting(given["router"], config, ROUTER_SETTING, default_router),
-            "tolerance": _setting(given["tolerance"], config, TOLERANCE_SETTING, DEFAULT_TOLERANCE),
-            # Flask's MAX_CONTENT_LENGTH, when smaller, is the limit.
-            "max_body_size": size if limit is None else min(size, limit),
-            "store": _setting(given["store"], config, STORE_SETTING, self.store),
-        }
-        key = tuple(options.values())
+        snapshot = (*(config.get(key, UNSET) for key in _KEYS), limit)
         cached = self._cached
-        if cached is None or cached[0] != key:
-            # Two threads may build at once: harmless, both share the store.
-            cached = self._cached = (key, WebhookReceiver(**options))
-        return cached[1]
+        if cached is not None and cached[0] == snapshot:
+            return cached[1]
+        options = resolve_options(self.options, lambda key: config.get(key, UNSET), where=_WHERE)
+        if limit is not None and limit < options.max_body_size:
+            # Flask's MAX_CONTENT_LENGTH, when smaller, is the limit.
+            options = options.replace(max_body_size=limit)
+        receiver = WebhookReceiver.from_options(options, store=self.store)
+        announce(receiver, f"blueprint {self.name!r}")
+        # Two threads may build at once: harmless, both share the store.
+        self._cached = (snapshot, receiver)
+        return receiver
 
 
 class _RequestBody:
@@ -121,8 +89,12 @@ class _RequestBody:
 
 def _answer() -> Response:
     endpoint: _Endpoint = current_app.extensions[_EXTENSION][request.blueprint]
-    receiver = endpoint.receiver(current_app.config, request.max_content_length)
-    result = receiver.handle(request.method, request.headers, _RequestBody())
+    try:
+        receiver = endpoint.receiver(current_app.config, request.max_content_length)
+    except ConfigurationError as exc:
+        result = not_configured(exc, request.headers)
+    else:
+        result = receiver.handle(request.method, request.headers, _RequestBody())
     # result.close_connection is not sent as a Connection header: PEP 3333 leaves hop-by-hop
     # headers to the WSGI server, which drains or closes a connection with an unread body itself.
     return Response(result.body, result.status, list(result.headers))
@@ -130,27 +102,19 @@ def _answer() -> Response:
 
 def create_blueprint(
     *,
-    secret: SecretsInput | None = None,
-    router: WebhookRouter | None = None,
-    tolerance: float | Literal[_Config.UNSET] | None = _Config.UNSET,
-    max_body_size: int | None = None,
-    store: DeliveryStore | None = None,
     name: str = "messages_webhooks",
     url_prefix: str = "/webhooks",
+    **options: Unpack[EndpointOptions],
 ) -> Blueprint:
     """Return a blueprint answering Messages.dev deliveries at its ``url_prefix`` itself.
 
-    Options left out are read from ``app.config`` at request time, the secret finally from the
-    environment. ``tolerance=None`` turns replay protection off. Registering it also adds the
-    ``flask messages`` commands. Register several (each with its own ``name`` and prefix) for
-    several endpoints with different secrets or routers.
+    Options left out are read from ``app.config`` (``MESSAGES_WEBHOOK_SECRET``, ...), then from
+    the environment. ``tolerance=None`` turns replay protection off. Registering it checks the
+    configuration (a missing secret or a bad value raises
+    :class:`~messages_integrations.ConfigurationError` there) and adds the ``flask messages``
+    commands. Register several (each with its own ``name`` and prefix) for several endpoints.
     """
-    # None means "from app.config", except for tolerance, where None turns the check off.
-    given = {"router": router, "max_body_size": max_body_size, "store": store}
-    explicit: dict[str, Any] = {
-        key: _Config.UNSET if value is None else value for key, value in given.items()
-    }
-    explicit.update(secret=secret, tolerance=tolerance)
+    checked = given(options)  # a misspelt option fails here, not at the first delivery
     blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
     # An empty rule is the prefix itself; strict_slashes=False also serves a trailing slash
     # without a redirect, which a sender would count as a failure.
@@ -162,22 +126,19 @@ def create_blueprint(
         strict_slashes=False,
         provide_automatic_options=False,
     )
-    blueprint.record(lambda state: _register(state, _Endpoint(explicit)))
+    blueprint.record(lambda state: _register(state, checked))
     return blueprint
 
 
-def _register(state: BlueprintSetupState, endpoint: _Endpoint) -> None:
+def _register(state: BlueprintSetupState, options: Mapping[str, Any]) -> None:
     app = state.app
     full_name = f"{state.name_prefix}.{state.name}".lstrip(".")
+    endpoint = _Endpoint(options, full_name)
     app.extensions.setdefault(_EXTENSION, {})[full_name] = endpoint
     app.cli.add_command(cli)
-    try:
-        resolve_secret(endpoint.explicit["secret"], app.config.get(SECRET_SETTING), where=_WHERE)
-    except ConfigurationError as exc:
-        # The config may still be filled in after registration; the first request raises if not.
-        logger.warning("%s", exc)
-        return
-    endpoint.receiver(app.config, app.config.get("MAX_CONTENT_LENGTH"))  # fail early, warm up
+    enable_exporters(lambda key: app.config.get(key, False))
+    # Fail at start-up, never at the first delivery: no secret, or a bad value, raises here.
+    endpoint.receiver(app.config, app.config.get("MAX_CONTENT_LENGTH"))
 
 
 def _label(handler: Callable[..., object]) -> str:
@@ -198,6 +159,12 @@ def _describe(app: Flask, name: str, endpoint: _Endpoint) -> bool:
         f"  {len(receiver.secrets)} secret(s); replay window {window}; "
         f"largest body {receiver.max_body_size} bytes"
     )
+    click.echo(f"  store: {describe_store(receiver.store)}")
+    if isinstance(receiver.store, InMemoryDeliveryStore):
+        click.echo(
+            "  warning: the in-memory store de-duplicates within one process only; with several "
+            "worker processes set MESSAGES_WEBHOOK_STORE=redis://... (every process shares it)"
+        )
     for event in (*EVENT_NAMES, "other events"):
         handlers = [_label(handler) for handler in receiver.router.handlers_for(event)]
         click.echo(f"  {event:<17} {', '.join(handlers) or '(no handler)'}")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Unpack
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._config import resolve_secret
-from ._handling import DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, WebhookReceiver, WebhookResponse
-from ._router import WebhookRouter
-from ._signing import SecretsInput
-from ._store import DeliveryStore
+from ._config import EndpointOptions
+from ._handling import WebhookResponse
+from ._startup import build_receiver
 
 __all__ = ["MessagesWebhookMiddleware"]
 
@@ -27,44 +26,30 @@ class _ClientDisconnected(OSError):
 class MessagesWebhookMiddleware:
     """A pure ASGI middleware that answers Messages.dev deliveries at ``path``.
 
-    ``secret`` defaults to ``MESSAGES_WEBHOOK_SECRET`` from the environment (comma-separated for
-    several); none at all raises :class:`~messages_integrations.ConfigurationError` when the
-    middleware is built, that is when the application starts. Handlers come from ``router``
-    (``default_router`` unless given); ``store`` remembers delivery ids (this process's memory
-    unless given: pass a shared store when several processes receive the same webhook).
+    Every option (``secret``, ``router``, ``tolerance``, ``max_body_size``, ``store``,
+    ``dedup_ttl``, ``lease``, ``queue``, ``on_store_error``) is the argument when given, else the
+    environment variable ``MESSAGES_WEBHOOK_<NAME>``, else the default. No secret at all raises
+    :class:`~messages_integrations.ConfigurationError` when the middleware is built, that is
+    when the application starts.
     """
 
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        path: str = "/webhooks",
-        secret: SecretsInput | None = None,
-        router: WebhookRouter | None = None,
-        tolerance: float | None = DEFAULT_TOLERANCE,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        store: DeliveryStore | None = None,
+        self, app: ASGIApp, *, path: str = "/webhooks", **options: Unpack[EndpointOptions]
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
         self.app = app
         self.path = path
-        self.receiver = WebhookReceiver(
-            secret=resolve_secret(secret),
-            router=router,
-            tolerance=tolerance,
-            max_body_size=max_body_size,
-            store=store,
-        )
+        self.receiver = build_receiver(options, path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a request for ``path``; pass anything else to the wrapped application."""
         if scope["type"] != "http" or _route_path(scope) != self.path:
             await self.app(scope, receive, send)
             return
-        async with aclosing(_body_chunks(receive)) as body:
+        async with aclosing(body_chunks(receive)) as body:
             answer = await self.receiver.ahandle(scope["method"], scope["headers"], body)
-        await _send(answer, send)
+        await send_answer(answer, send)
 
 
 def _route_path(scope: Scope) -> str:
@@ -77,8 +62,8 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-async def _body_chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
-    # One ASGI message at a time, so the core can stop as soon as the limit is passed.
+async def body_chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
+    """The request body, one ASGI message at a time, so the core can stop at the limit."""
     more_body = True
     while more_body:
         message = await receive()
@@ -88,7 +73,8 @@ async def _body_chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
         yield message.get("body", b"")
 
 
-async def _send(answer: WebhookResponse, send: Send) -> None:
+async def send_answer(answer: WebhookResponse, send: Send) -> None:
+    """Send the core's answer as an ASGI response."""
     headers = [
         (name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.asgi_headers
     ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
-from .checks import check_settings
+from messages_integrations._startup import enable_exporters
+
+from .checks import check_deploy, check_settings
 
 __all__ = ["HANDLERS_MODULE", "MessagesIntegrationsConfig"]
 
@@ -24,4 +27,6 @@ class MessagesIntegrationsConfig(AppConfig):
     def ready(self) -> None:
         """Register the system checks, then import the handler modules."""
         checks.register(check_settings)
+        checks.register(check_deploy, deploy=True)
         autodiscover_modules(HANDLERS_MODULE)
+        enable_exporters(lambda name: getattr(settings, name, False))

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from messages_integrations import ConfigurationError, DeliveryStore, WebhookRouter, resolve_secret
-from messages_integrations._config import coerce_max_body_size, coerce_tolerance
+from messages_integrations import ConfigurationError, InMemoryDeliveryStore, resolve_secret
+from messages_integrations._config import SECRET_SETTING, STORE_SETTING, UNSET, Options
 
-from .conf import (
-    MAX_BODY_SIZE,
-    ROUTER,
-    SECRET,
-    STORE,
-    TOLERANCE,
-    configured,
-    secret_setting,
-)
+from .conf import WHERE, lookup, resolve
 
-__all__ = ["check_settings"]
+__all__ = ["check_deploy", "check_settings"]
 
 _SECRET_HINT = (
-    f"Set {SECRET} in your settings (a string, or a list for several lines or a rotation), or "
-    f"in the environment (comma-separated for several). If every webhook view is given "
+    f"Set {SECRET_SETTING} in your settings (a string, or a list for several lines or a rotation), "
+    f"or in the environment (comma-separated for several). If every webhook view is given "
     f"secret=..., add 'messages_integrations.E001' to SILENCED_SYSTEM_CHECKS."
 )
 
@@ -34,79 +25,62 @@ _SECRET_HINT = (
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Report a missing secret (E001), an unusable router or store (E002, E003), bad numbers,
-    a store on the database cache (W003)."""
-    return [
-        *_secret(),
-        *_number(TOLERANCE, coerce_tolerance, "300 seconds", "W001"),
-        *_number(MAX_BODY_SIZE, coerce_max_body_size, "1048576 bytes (1 MiB)", "W002"),
-        *_object(ROUTER, WebhookRouter, "E002"),
-        *_object(STORE, DeliveryStore, "E003"),
-        *_store_on_database_cache(),
-    ]
-
-
-def _secret() -> list[CheckMessage]:
+    """Report a missing secret (E001), any unusable setting (E002), naming it, and a store on
+    the database cache (W003)."""
+    setting = lookup(SECRET_SETTING)
     try:
-        resolve_secret(None, secret_setting(), where="Django settings")
+        resolve_secret(None, None if setting is UNSET else setting, where=WHERE)
     except ConfigurationError as exc:
         return [Error(str(exc), hint=_SECRET_HINT, id="messages_integrations.E001")]
-    return []
-
-
-def _number(
-    name: str, coerce: Callable[[Any], object], default: str, code: str
-) -> list[CheckMessage]:
-    if not hasattr(settings, name):
-        return []
     try:
-        coerce(getattr(settings, name))
+        options = resolve()
     except ConfigurationError as exc:
-        why = str(exc)
-    else:
-        return []
-    return [
-        Warning(
-            f"{why}; the default of {default} is used instead.",
-            hint=f"Set {name} to a number, or remove it.",
-            id=f"messages_integrations.{code}",
-        )
-    ]
-
-
-def _object(name: str, kind: type[Any], code: str) -> list[CheckMessage]:
-    try:
-        configured(name, kind)
-    except (ImportError, TypeError) as exc:
         return [
             Error(
-                f"{name} is not usable: {exc}",
-                hint=f"Set {name} to a {kind.__name__}, or to the dotted path of one.",
-                id=f"messages_integrations.{code}",
+                str(exc),
+                hint="Fix or remove that setting: the webhook views answer 500 until then.",
+                id="messages_integrations.E002",
             )
         ]
-    return []
+    return _store_on_database_cache(options)
 
 
-def _store_on_database_cache() -> list[CheckMessage]:
+def _store_on_database_cache(options: Options) -> list[CheckMessage]:
     from django.core.cache.backends.db import DatabaseCache
 
     from messages_integrations.stores import DjangoCacheDeliveryStore
 
-    try:
-        store = configured(STORE, DeliveryStore)
-        on_database = isinstance(store, DjangoCacheDeliveryStore) and issubclass(
-            store.backend, DatabaseCache
-        )
-    except (ImportError, TypeError, ValueError, ConfigurationError):
-        return []  # E003, or the store's own error, says what is wrong
-    if not on_database:
+    store = options.store
+    if not (
+        isinstance(store, DjangoCacheDeliveryStore) and issubclass(store.backend, DatabaseCache)
+    ):
         return []
     return [
         Warning(
-            f"{STORE} is a DjangoCacheDeliveryStore on the database cache {store.alias!r}, whose "
-            f"add() is not atomic for an expired key: two copies of a delivery can both run.",
-            hint=f"Point {STORE} at a Redis or Memcached cache, or at redis://...",
+            f"{STORE_SETTING} is a DjangoCacheDeliveryStore on the database cache {store.alias!r}, "
+            f"whose add() is not atomic for an expired key: two copies of a delivery can both run.",
+            hint=f"Point {STORE_SETTING} at a Redis or Memcached cache, or at redis://...",
             id="messages_integrations.W003",
+        )
+    ]
+
+
+def check_deploy(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``check --deploy``: warn (W004) when delivery ids are kept in one process's memory."""
+    try:
+        options = resolve()
+    except ConfigurationError:
+        return []  # check_settings reports it
+    if options.store is not None and not isinstance(options.store, InMemoryDeliveryStore):
+        return []
+    return [
+        Warning(
+            "Delivery ids are remembered in each process's memory: with several worker processes "
+            "or machines, a retried delivery can be handled once per process.",
+            hint="Set MESSAGES_WEBHOOK_STORE to a redis:// URL, or use a Redis or Memcached "
+            "CACHES['default'] (shared through DjangoCacheDeliveryStore).",
+            id="messages_integrations.W004",
         )
     ]

@@ -1,141 +1,96 @@
-"""Django settings for the webhook views: each option is the view's argument, else a setting.
+"""Django settings for the webhook views, through the library's one settings resolver.
 
-The secret's last resort is the environment variable ``MESSAGES_WEBHOOK_SECRET``. Settings:
-``MESSAGES_WEBHOOK_SECRET`` (a string or a list), ``MESSAGES_WEBHOOK_TOLERANCE`` (seconds, ``None``
-turns the replay check off), ``MESSAGES_WEBHOOK_MAX_BODY_SIZE`` (bytes),
-``MESSAGES_WEBHOOK_ROUTER`` and ``MESSAGES_WEBHOOK_STORE`` (an object or its dotted path).
+Each option is the view's argument, else the Django setting ``MESSAGES_WEBHOOK_<NAME>``, else the
+environment variable of that name, else the default. With no store configured anywhere, a Redis or
+Memcached ``caches["default"]`` is shared through :class:`DjangoCacheDeliveryStore`. A receiver
+is built once per settings snapshot (again after ``override_settings`` or any setting change).
 """
 
 from __future__ import annotations
 
-import enum
+import weakref
 from typing import Any, Final
 
 from django.conf import settings
-from django.utils.module_loading import import_string
+from django.core.signals import setting_changed
+from django.dispatch import receiver as signal_receiver
 
-from messages_integrations import (
-    ConfigurationError,
-    DeliveryStore,
-    InMemoryDeliveryStore,
-    WebhookReceiver,
-    WebhookRouter,
-    default_router,
-    resolve_secret,
+from messages_integrations import DeliveryStore, InMemoryDeliveryStore, WebhookReceiver
+from messages_integrations._config import UNSET, Options, given, resolve_options
+from messages_integrations._startup import announce
+
+__all__ = ["WHERE", "Endpoint", "default_store", "lookup", "resolve"]
+
+WHERE: Final = "Django settings (or the environment)"
+
+#: Cache backends whose ``add`` is atomic across processes: safe to share delivery ids in.
+SHARED_CACHE_BACKENDS: Final = (
+    "django.core.cache.backends.redis.RedisCache",
+    "django.core.cache.backends.memcached.PyMemcacheCache",
+    "django.core.cache.backends.memcached.PyLibMCCache",
+    "django_redis.cache.RedisCache",
 )
-from messages_integrations._config import (
-    MAX_BODY_SIZE_SETTING,
-    ROUTER_SETTING,
-    SECRET_SETTING,
-    STORE_SETTING,
-    TOLERANCE_SETTING,
-    coerce_max_body_size,
-    coerce_tolerance,
-)
-from messages_integrations._handling import DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE
-from messages_integrations._signing import SecretsInput
-
-__all__ = ["UNSET", "Endpoint", "Unset"]
-
-SECRET: Final = SECRET_SETTING
-TOLERANCE: Final = TOLERANCE_SETTING
-MAX_BODY_SIZE: Final = MAX_BODY_SIZE_SETTING
-ROUTER: Final = ROUTER_SETTING
-STORE: Final = STORE_SETTING
 
 
-class Unset(enum.Enum):
-    """The type of :data:`UNSET`."""
-
-    UNSET = "UNSET"
-
-
-#: "Not given": ``tolerance=None`` already means "no replay check".
-UNSET: Final = Unset.UNSET
+def lookup(name: str) -> Any:
+    """A Django setting, or UNSET."""
+    return getattr(settings, name, UNSET)
 
 
-def secret_setting() -> Any:
-    """The raw value of ``MESSAGES_WEBHOOK_SECRET``, or ``None``."""
-    return getattr(settings, SECRET, None)
+def default_store() -> DeliveryStore | None:
+    """``caches["default"]`` when it is a Redis or Memcached cache; else None (in-memory)."""
+    backend = getattr(settings, "CACHES", {}).get("default", {}).get("BACKEND", "")
+    if backend not in SHARED_CACHE_BACKENDS:
+        return None
+    from messages_integrations.stores import DjangoCacheDeliveryStore
+
+    return DjangoCacheDeliveryStore("default")
 
 
-def configured(name: str, kind: type[Any]) -> Any:
-    """The object a setting names (given as itself or as a dotted path), or ``None`` if unset.
+def resolve(options: dict[str, Any] | None = None) -> Options:
+    """Resolve the options of one endpoint; raises ConfigurationError naming a bad setting."""
+    return resolve_options(
+        given(options or {}), lookup, where=WHERE, defaults={"store": default_store}
+    )
 
-    Raises ``ImportError`` or ``TypeError`` when the setting is not a ``kind``.
-    """
-    value = getattr(settings, name, None)
-    if isinstance(value, str):
-        value = import_string(value)
-    if value is not None and not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {kind.__name__}, not {type(value).__name__}")
-    return value
+
+_ENDPOINTS: weakref.WeakSet[Endpoint] = weakref.WeakSet()
 
 
 class Endpoint:
-    """The options of one webhook endpoint, looked up in the settings at every request.
+    """The options of one webhook view or decorator, and its receiver, built at first use.
 
-    An argument given here wins over the setting; settings are read per request so that
-    ``override_settings`` and environment changes apply. Its own in-memory store is used
-    unless a store is given or configured.
+    An argument given here wins over the settings. The receiver is rebuilt after a setting
+    changes; its own in-memory store is kept, so duplicates are still caught across rebuilds.
     """
 
-    def __init__(
-        self,
-        *,
-        secret: SecretsInput | None = None,
-        router: WebhookRouter | None = None,
-        tolerance: float | Unset | None = UNSET,
-        max_body_size: int | None = None,
-        store: DeliveryStore | None = None,
-    ) -> None:
-        self.secret = secret
-        self.router = router
-        self.tolerance = tolerance
-        self.max_body_size = max_body_size
-        self.store = store
-        self._own_store = InMemoryDeliveryStore()
+    def __init__(self, **options: Any) -> None:
+        self.options = given(options)
+        self.own_store = InMemoryDeliveryStore()
+        self._receiver: WebhookReceiver | None = None
+        _ENDPOINTS.add(self)
 
     def receiver(self) -> WebhookReceiver:
-        """A receiver with the current settings; raises ``ConfigurationError`` without a secret."""
-        return WebhookReceiver(
-            secret=resolve_secret(self.secret, secret_setting(), where="Django settings"),
-            router=self._router(),
-            tolerance=self._tolerance(),
-            max_body_size=self._max_body_size(),
-            store=self._store(),
-            # Under ASGI, sync handlers run in the request's own thread, where the ORM is safe.
-            thread_sensitive=True,
-        )
+        """The receiver; raises ``ConfigurationError`` without a secret or with a bad setting."""
+        receiver = self._receiver
+        if receiver is None:
+            receiver = WebhookReceiver.from_options(
+                resolve(self.options),
+                store=self.own_store,
+                # Under ASGI, sync handlers run in the request's own thread, where the ORM is safe.
+                thread_sensitive=True,
+            )
+            announce(receiver, "Django webhook view")
+            self._receiver = receiver
+        return receiver
 
-    def _tolerance(self) -> float | None:
-        value = (
-            getattr(settings, TOLERANCE, DEFAULT_TOLERANCE)
-            if self.tolerance is UNSET
-            else self.tolerance
-        )
-        try:
-            return coerce_tolerance(value)
-        except ConfigurationError:
-            # A malformed setting falls back to the default; the system check warns about it.
-            return DEFAULT_TOLERANCE
+    def forget(self) -> None:
+        """Build the receiver again at the next request (the settings changed)."""
+        self._receiver = None
 
-    def _max_body_size(self) -> int:
-        if self.max_body_size is not None:
-            return self.max_body_size
-        try:
-            return coerce_max_body_size(getattr(settings, MAX_BODY_SIZE, DEFAULT_MAX_BODY_SIZE))
-        except ConfigurationError:
-            return DEFAULT_MAX_BODY_SIZE
 
-    def _router(self) -> WebhookRouter:
-        if self.router is not None:
-            return self.router
-        router: WebhookRouter | None = configured(ROUTER, WebhookRouter)
-        return default_router if router is None else router
-
-    def _store(self) -> DeliveryStore:
-        if self.store is not None:
-            return self.store
-        store: DeliveryStore | None = configured(STORE, DeliveryStore)
-        return self._own_store if store is None else store
+@signal_receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("MESSAGES_WEBHOOK_") or setting == "CACHES":
+        for endpoint in list(_ENDPOINTS):
+            endpoint.forget()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, Protocol, overload
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, Unpack, overload
 
 from asgiref.sync import iscoroutinefunction
 from django.contrib.auth.decorators import login_not_required
@@ -13,12 +13,12 @@ from django.http.response import HttpResponseBase
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from messages_integrations import DeliveryStore, Event, WebhookResponse, WebhookRouter
-from messages_integrations._handling import BodySource
-from messages_integrations._signing import SecretsInput
+from messages_integrations import ConfigurationError, Event, WebhookResponse
+from messages_integrations._config import OPTION_NAMES, EndpointOptions
+from messages_integrations._handling import BodySource, Delivery, Refused, not_configured
 
-from .conf import UNSET, Endpoint, Unset
-from .signals import adispatch, combined, dispatch
+from .conf import Endpoint
+from .signals import asend, send
 
 __all__ = [
     "AsyncMessagesWebhookView",
@@ -33,6 +33,9 @@ SyncView = Callable[Concatenate[HttpRequest, Event[Any], P], HttpResponseBase]
 AsyncView = Callable[Concatenate[HttpRequest, Event[Any], P], Coroutine[Any, Any, HttpResponseBase]]
 SyncWrapped = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
 AsyncWrapped = Callable[Concatenate[HttpRequest, P], Coroutine[Any, Any, HttpResponseBase]]
+#: What runs inside an accepted delivery: returns the view's own response, or None.
+Work = Callable[[Delivery, Event[Any]], HttpResponseBase | None]
+AsyncWork = Callable[[Delivery, Event[Any]], Awaitable[HttpResponseBase | None]]
 
 
 def _body(request: HttpRequest) -> BodySource:
@@ -60,35 +63,105 @@ def _exempt(view: Callable[P, Any]) -> Callable[P, Any]:
     return login_not_required(csrf_exempt(view))
 
 
+class _ViewFailedError(Exception):
+    """A ``@messages_webhook`` view answered 5xx: its answer is sent, the delivery is retried."""
+
+    def __init__(self, response: HttpResponseBase) -> None:
+        super().__init__(f"the view answered {response.status_code}")
+        self.response = response
+
+
+def _start(endpoint: Endpoint, request: HttpRequest, body: Any) -> Delivery | HttpResponseBase:
+    try:
+        receiver = endpoint.receiver()
+    except ConfigurationError as exc:
+        return _response(not_configured(exc, request.headers))
+    return receiver.accept(request.method or "", request.headers, body)
+
+
+def _after(delivery: Delivery, reply: HttpResponseBase | None) -> HttpResponseBase:
+    assert delivery.response is not None
+    # A store failure while marking the delivery done is the core's answer; else the view's.
+    if reply is not None and delivery.response.status < 300:
+        return reply
+    return _response(delivery.response)
+
+
+def _failed(delivery: Delivery, exc: Exception) -> HttpResponseBase:
+    if isinstance(exc, _ViewFailedError):
+        return exc.response
+    assert delivery.response is not None
+    return _response(delivery.response)
+
+
+def serve(endpoint: Endpoint, request: HttpRequest, work: Work) -> HttpResponseBase:
+    """Answer one request, running ``work`` inside the accepted delivery (sync)."""
+    delivery = _start(endpoint, request, _body(request))
+    if not isinstance(delivery, Delivery):
+        return delivery
+    try:
+        with delivery as event:
+            reply = work(delivery, event)
+    except Refused as refused:
+        return _response(refused.response)
+    except Exception as exc:  # noqa: BLE001 - logged and answered 500 by the delivery
+        return _failed(delivery, exc)
+    return _after(delivery, reply)
+
+
+async def aserve(endpoint: Endpoint, request: HttpRequest, work: AsyncWork) -> HttpResponseBase:
+    """Answer one request, running ``work`` inside the accepted delivery (async)."""
+    delivery = _start(endpoint, request, _body(request))
+    if not isinstance(delivery, Delivery):
+        return delivery
+    try:
+        async with delivery as event:
+            reply = await work(delivery, event)
+    except Refused as refused:
+        return _response(refused.response)
+    except Exception as exc:  # noqa: BLE001
+        return _failed(delivery, exc)
+    return _after(delivery, reply)
+
+
+def _handlers(request: HttpRequest) -> Work:
+    def work(delivery: Delivery, event: Event[Any]) -> None:
+        try:
+            delivery.dispatch()
+        finally:  # the signal's receivers run even when a handler failed
+            send(event, request)
+
+    return work
+
+
+def _ahandlers(request: HttpRequest) -> AsyncWork:
+    async def work(delivery: Delivery, event: Event[Any]) -> None:
+        try:
+            await delivery.adispatch()
+        finally:
+            await asend(event, request)
+
+    return work
+
+
 class MessagesWebhookView(View):
     """A webhook endpoint; ``as_view(secret=..., router=...)`` overrides the settings."""
 
-    secret: SecretsInput | None = None
-    router: WebhookRouter | None = None
-    tolerance: float | Unset | None = UNSET
-    max_body_size: int | None = None
-    store: DeliveryStore | None = None
     _endpoint: Endpoint = Endpoint()
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
         """The view function, exempt from CSRF checks and from ``LoginRequiredMiddleware``."""
-        names = ("secret", "router", "tolerance", "max_body_size", "store")
-        options = {name: initkwargs.get(name, getattr(cls, name)) for name in names}
+        options = {name: initkwargs.pop(name) for name in list(initkwargs) if name in OPTION_NAMES}
         # One Endpoint per as_view() call: its store outlives the per-request view instances.
         return _exempt(super().as_view(**initkwargs, _endpoint=Endpoint(**options)))
 
     # A sync view: under WSGI an async one would start an event loop for every request (about
     # 1 ms); under ASGI Django runs this in its thread for sync code, off the event loop, and
     # async handlers are still awaited on the loop.
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Answer one request as the HTTP table says; handlers run before the answer."""
-        receiver = self._endpoint.receiver()
-        accepted = receiver.receive(request.method or "", request.headers, _body(request))
-        if isinstance(accepted, WebhookResponse):
-            return _response(accepted)
-        errors = dispatch(receiver, accepted.event, request)
-        return _response(receiver.finish(accepted, combined(errors)))
+        return serve(self._endpoint, request, _handlers(request))
 
     # Every method reaches the core, which answers all but POST with a JSON 405 and Allow: POST.
     dispatch = post
@@ -97,14 +170,9 @@ class MessagesWebhookView(View):
 class AsyncMessagesWebhookView(MessagesWebhookView):
     """The same endpoint as an async view, for ASGI deployments: no thread hop per request."""
 
-    async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
+    async def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         """Answer one request; sync handlers run in a worker thread, async ones on the loop."""
-        receiver = self._endpoint.receiver()
-        accepted = await receiver.areceive(request.method or "", request.headers, _body(request))
-        if isinstance(accepted, WebhookResponse):
-            return _response(accepted)
-        errors = await adispatch(receiver, accepted.event, request)
-        return _response(await receiver.afinish(accepted, combined(errors)))
+        return await aserve(self._endpoint, request, _ahandlers(request))
 
     dispatch = post  # type: ignore[assignment]
 
@@ -115,37 +183,19 @@ webhook_view = MessagesWebhookView.as_view()
 async_webhook_view = AsyncMessagesWebhookView.as_view()
 
 
-class ViewFailedError(Exception):
-    """A ``@messages_webhook`` view answered 5xx: the delivery is left for a retry."""
-
-
-def _outcome(
-    errors: list[Exception], response: HttpResponseBase | None
-) -> tuple[Exception | None, Callable[[WebhookResponse], HttpResponseBase]]:
-    """What to pass to ``finish``, and how to turn its answer into the one to send."""
-    if errors or response is None:
-        return combined(errors), _response
-    if response.status_code >= 500:
-        return ViewFailedError(f"the view answered {response.status_code}"), lambda _: response
-    # A store failure while marking the delivery done is the core's 500; else the view's answer.
-    return None, lambda answer: response if answer.status == 200 else _response(answer)
-
-
 def _sync_wrapper(endpoint: Endpoint, view: SyncView[P]) -> SyncWrapped[P]:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
-        receiver = endpoint.receiver()
-        accepted = receiver.receive(request.method or "", request.headers, _body(request))
-        if isinstance(accepted, WebhookResponse):
-            return _response(accepted)
-        errors = dispatch(receiver, accepted.event, request)
-        response = None
-        try:
-            response = view(request, accepted.event, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - logged by the core, answered 500
-            errors.append(exc)
-        error, convert = _outcome(errors, response)
-        return convert(receiver.finish(accepted, error))
+        handlers = _handlers(request)
+
+        def work(delivery: Delivery, event: Event[Any]) -> HttpResponseBase:
+            handlers(delivery, event)
+            response = view(request, event, *args, **kwargs)
+            if response.status_code >= 500:
+                raise _ViewFailedError(response)
+            return response
+
+        return serve(endpoint, request, work)
 
     return wrapper
 
@@ -155,18 +205,16 @@ def _async_wrapper(endpoint: Endpoint, view: AsyncView[P]) -> AsyncWrapped[P]:
     async def wrapper(
         request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs
     ) -> HttpResponseBase:
-        receiver = endpoint.receiver()
-        accepted = await receiver.areceive(request.method or "", request.headers, _body(request))
-        if isinstance(accepted, WebhookResponse):
-            return _response(accepted)
-        errors = await adispatch(receiver, accepted.event, request)
-        response = None
-        try:
-            response = await view(request, accepted.event, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        error, convert = _outcome(errors, response)
-        return convert(await receiver.afinish(accepted, error))
+        handlers = _ahandlers(request)
+
+        async def work(delivery: Delivery, event: Event[Any]) -> HttpResponseBase:
+            await handlers(delivery, event)
+            response = await view(request, event, *args, **kwargs)
+            if response.status_code >= 500:
+                raise _ViewFailedError(response)
+            return response
+
+        return await aserve(endpoint, request, work)
 
     return wrapper
 
@@ -185,24 +233,8 @@ def messages_webhook(view: AsyncView[P], /) -> AsyncWrapped[P]: ...
 @overload
 def messages_webhook(view: SyncView[P], /) -> SyncWrapped[P]: ...
 @overload
-def messages_webhook(
-    *,
-    secret: SecretsInput | None = None,
-    router: WebhookRouter | None = None,
-    tolerance: float | Unset | None = UNSET,
-    max_body_size: int | None = None,
-    store: DeliveryStore | None = None,
-) -> WebhookDecorator: ...
-def messages_webhook(
-    view: Any = None,
-    /,
-    *,
-    secret: SecretsInput | None = None,
-    router: WebhookRouter | None = None,
-    tolerance: float | Unset | None = UNSET,
-    max_body_size: int | None = None,
-    store: DeliveryStore | None = None,
-) -> Any:
+def messages_webhook(**options: Unpack[EndpointOptions]) -> WebhookDecorator: ...
+def messages_webhook(view: Any = None, /, **options: Any) -> Any:
     """Turn ``view(request, event, *args, **kwargs)`` into a webhook endpoint, sync or async.
 
     Use it bare (``@messages_webhook``) or with options (``@messages_webhook(secret=...)``).
@@ -210,9 +242,7 @@ def messages_webhook(
     and ``webhook_received``; its response is sent. Refusals never call it. If it raises or
     answers 5xx, the delivery is not marked handled, so the sender's retry calls it again.
     """
-    endpoint = Endpoint(
-        secret=secret, router=router, tolerance=tolerance, max_body_size=max_body_size, store=store
-    )
+    endpoint = Endpoint(**options)
 
     def decorate(view: Any) -> Any:
         if iscoroutinefunction(view):

@@ -7,40 +7,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import django
 import pytest
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.test import AsyncClient, Client
 
-SECRET = "whsec_django_tests"
+from tests.support.django_settings import configure_django
 
-if not settings.configured:
-    settings.configure(
-        SECRET_KEY="django-tests-only",
-        ALLOWED_HOSTS=["testserver"],
-        ROOT_URLCONF="tests.django.urls",
-        DATABASES={},
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "messages_integrations.django",
-            "tests.django.webhook_app",
-        ],
-        MIDDLEWARE=[
-            "django.middleware.security.SecurityMiddleware",
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.middleware.common.CommonMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "django.contrib.auth.middleware.LoginRequiredMiddleware",
-        ],
-        # Sessions in signed cookies: LoginRequiredMiddleware works without a database.
-        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
-        USE_TZ=True,
-        MESSAGES_WEBHOOK_SECRET=SECRET,
-    )
-    django.setup()
+configure_django()
 
 from messages_integrations import default_router  # noqa: E402
 

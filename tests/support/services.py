@@ -1,4 +1,4 @@
-"""Private redis-server and memcached instances on free loopback ports, for the tests that need them.
+"""Private redis-server and memcached instances on free loopback ports, for tests that need them.
 
 Each test session starts its own servers (no persistence, a temporary folder) and stops them at
 the end. Where the binary is missing, the tests that need it are skipped with a hint, except under
@@ -58,7 +58,7 @@ class Service:
     def start(self, timeout: float = 15.0) -> None:
         """Start the server and wait until it accepts connections."""
         log = (self.workdir / "server.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed server command
+        self.process = subprocess.Popen(
             self.argv, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
@@ -121,7 +121,6 @@ def _redis_argv(path: str, port: int, workdir: str) -> list[str]:
 
 def _memcached_argv(path: str, port: int, workdir: str) -> list[str]:
     return [path, "-l", HOST, "-p", str(port), "-U", "0", "-m", "64", "-u", "root"]
-
 
 
 @contextlib.contextmanager

@@ -1,0 +1,105 @@
+"""The one INFO line each endpoint logs at start-up, and the warning for a per-process store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ._config import EndpointOptions, describe_store, given, resolve_options
+from ._handling import WebhookReceiver
+from ._store import DeliveryStore, InMemoryDeliveryStore
+
+__all__ = ["announce", "build_receiver", "enable_exporters", "worker_count"]
+
+#: Settings (Django) and config keys (Flask) that turn the exporters on for the whole process.
+PROMETHEUS_SETTING = "MESSAGES_WEBHOOK_PROMETHEUS"
+OTEL_SETTING = "MESSAGES_WEBHOOK_OTEL"
+
+
+def enable_exporters(setting: Callable[[str], Any]) -> None:
+    """Turn on the Prometheus and OpenTelemetry exporters that the framework's settings ask for."""
+    if setting(PROMETHEUS_SETTING):
+        from . import prometheus
+
+        prometheus.enable()
+    if setting(OTEL_SETTING):
+        from . import otel
+
+        otel.enable()
+
+
+logger = logging.getLogger("messages_integrations")
+
+_WORKERS = re.compile(r"(?:^|\x00)(?:-w|--workers)(?:=|\x00)(\d+)(?:\x00|$)")
+
+
+def worker_count() -> int:
+    """How many worker processes serve this application, as far as this process can tell.
+
+    ``WEB_CONCURRENCY`` (Heroku, uvicorn, gunicorn), ``GUNICORN_CMD_ARGS``, and the command line of
+    the parent process (gunicorn's arbiter, uvicorn's supervisor: ``-w N`` / ``--workers N``).
+    """
+    counts = [1]
+    for value in (os.environ.get("WEB_CONCURRENCY", ""),):
+        if value.strip().isdigit():
+            counts.append(int(value))
+    for text in (os.environ.get("GUNICORN_CMD_ARGS", "").replace(" ", "\x00"), _parent_command()):
+        counts += [int(match) for match in _WORKERS.findall(text)]
+    return max(counts)
+
+
+def _parent_command() -> str:
+    try:
+        return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def build_receiver(
+    options: EndpointOptions | Mapping[str, Any],
+    endpoint: str,
+    *,
+    lookup: Callable[[str], Any] | None = None,
+    where: str = "the environment",
+    defaults: Mapping[str, Callable[[], Any]] | None = None,
+    store: DeliveryStore | None = None,
+    thread_sensitive: bool = False,
+) -> WebhookReceiver:
+    """Resolve an endpoint's options (argument > setting > environment), build its receiver once,
+    and announce it in the log. Raises :class:`ConfigurationError` for a missing or bad option."""
+    resolved = resolve_options(given(options), lookup, where=where, defaults=defaults)
+    receiver = WebhookReceiver.from_options(
+        resolved, store=store, thread_sensitive=thread_sensitive
+    )
+    announce(receiver, endpoint)
+    return receiver
+
+
+def announce(receiver: WebhookReceiver, endpoint: str) -> None:
+    """Log the endpoint's settings once (never a secret or a password); warn about a lone store."""
+    window = "off" if receiver.tolerance is None else f"{receiver.tolerance:g} s"
+    queue = receiver.queue
+    logger.info(
+        "Messages.dev webhooks at %s: %d secret(s), replay window %s, largest body %d bytes, "
+        "store %s, queue %s",
+        endpoint,
+        len(receiver.secrets),
+        window,
+        receiver.max_body_size,
+        describe_store(receiver.store),
+        "none" if queue is None else getattr(queue, "describe", lambda: type(queue).__name__)(),
+        extra={"store": describe_store(receiver.store)},
+    )
+    workers = worker_count()
+    if isinstance(receiver.store, InMemoryDeliveryStore) and workers > 1:
+        logger.warning(
+            "Messages.dev webhooks at %s keep delivery ids in this process's memory, but %d worker "
+            "processes serve this application: a retried delivery can be handled once per process. "
+            "Share one store: set MESSAGES_WEBHOOK_STORE=redis://... (or pass store=).",
+            endpoint,
+            workers,
+        )
