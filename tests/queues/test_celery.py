@@ -1,0 +1,133 @@
+"""CeleryQueue with a real ``celery worker`` (prefork, two processes) on the private test Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from messages_integrations.queues import EnqueueError, Job
+from messages_integrations.testing import build_delivery
+from tests.queues.conftest import Worker, wait_for
+from tests.support.services import Service
+
+pytestmark = pytest.mark.http
+
+
+def job(text: str = "hello", delivery_id: str | None = None) -> Job:
+    """A job for a message.received delivery whose text tells the test handler what to do."""
+    delivery = build_delivery(
+        "message.received",
+        {**_MESSAGE, "text": text},
+        secret="whsec_celery",
+        delivery_id=delivery_id,
+    )
+    assert delivery.delivery_id is not None
+    return Job.from_delivery(delivery.body, key=delivery.delivery_id, event="message.received")
+
+
+_MESSAGE = {
+    "id": "msg_1",
+    "chat_id": "cht_1",
+    "sender": "+15551234567",
+    "is_from_me": False,
+    "sent_at": 1710000000000,
+}
+
+
+def count(records: Any, table: str, key: str) -> int:
+    value = records.hget(table, key)
+    return int(value) if value is not None else 0
+
+
+def test_enqueue_returns_at_once_and_the_slow_handler_runs_once_in_the_worker(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    slow = job("sleep 2")
+    started = time.perf_counter()
+    celery_app.queue.enqueue(slow)
+    assert time.perf_counter() - started < 1.0
+    wait_for(lambda: count(records, "handled", slow.key) == 1)
+    worker_pid = int(records.hget("handled_pid", slow.key))
+    assert worker_pid != os.getpid()
+    assert celery_worker.process is not None
+    assert worker_pid != celery_worker.process.pid  # a pool process, not the parent
+    time.sleep(1)
+    assert count(records, "handled", slow.key) == 1
+    assert count(records, "attempts", slow.key) == 1
+
+
+def test_fifty_jobs_enqueued_four_times_each_at_once_are_each_handled_once(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    jobs = [job("sleep 0.05") for _ in range(50)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(celery_app.queue.enqueue, [j for j in jobs for _ in range(4)]))
+    keys = [j.key for j in jobs]
+    wait_for(lambda: all(count(records, "handled", k) >= 1 for k in keys), timeout=90)
+    time.sleep(4)  # let retried copies of in-progress jobs come back and find them done
+    handled = {k: count(records, "handled", k) for k in keys}
+    assert handled == dict.fromkeys(keys, 1)
+
+
+def test_a_pool_process_killed_mid_handler_is_replaced_and_the_job_handled_once(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    victim = job("sleep 4")
+    celery_app.queue.enqueue(victim)
+    child = int(wait_for(lambda: records.hget("started_pid", victim.key)))
+    os.kill(child, signal.SIGKILL)
+    # reject_on_worker_lost puts the job back; the lease of the dead process must expire first.
+    wait_for(lambda: count(records, "handled", victim.key) == 1, timeout=60)
+    assert int(records.hget("handled_pid", victim.key)) != child
+    assert count(records, "attempts", victim.key) >= 2
+    time.sleep(2)
+    assert count(records, "handled", victim.key) == 1
+
+
+def test_a_whole_worker_killed_mid_handler_hands_the_job_to_the_restarted_worker(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    victim = job("sleep 4")
+    celery_app.queue.enqueue(victim)
+    wait_for(lambda: records.hget("started_pid", victim.key))
+    celery_worker.kill()
+    assert count(records, "handled", victim.key) == 0
+    celery_worker.start()
+    # The job was never acknowledged: Redis gives it back after the visibility timeout.
+    wait_for(lambda: count(records, "handled", victim.key) == 1, timeout=60)
+    time.sleep(2)
+    assert count(records, "handled", victim.key) == 1
+
+
+def test_enqueue_fails_promptly_while_the_broker_is_down_and_works_once_it_is_back(
+    celery_app: ModuleType, celery_worker: Worker, records: Any, redis_server: Service
+) -> None:
+    first = job()
+    celery_app.queue.enqueue(first)  # the web process now holds a broker connection
+    wait_for(lambda: count(records, "handled", first.key) == 1)
+    redis_server.stop()
+    started = time.perf_counter()
+    with pytest.raises(EnqueueError, match="did not accept"):
+        celery_app.queue.enqueue(job())
+    assert time.perf_counter() - started < 5.0
+    redis_server.start()
+    later = job()
+    celery_app.queue.enqueue(later)
+    wait_for(lambda: count(records, "handled", later.key) == 1, timeout=60)
+
+
+def test_a_failing_handler_is_retried_and_handled_once(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    flaky = job("fail once")
+    celery_app.queue.enqueue(flaky)
+    wait_for(lambda: count(records, "handled", flaky.key) == 1)
+    time.sleep(1)
+    assert count(records, "attempts", flaky.key) == 2
+    assert count(records, "handled", flaky.key) == 1
