@@ -1,7 +1,8 @@
 """A FastAPI app that receives Messages.dev webhooks in two ways.
 
 - ``/webhooks``: the middleware runs the handlers registered with ``@on(...)``.
-- ``/inbox``: your own route gets the verified event from the ``MessagesWebhook`` dependency.
+- ``/inbox``: the ``MessagesWebhook`` dependency runs the same handlers, then gives your own
+  route the verified event.
 
 The signing secret comes from the MESSAGES_WEBHOOK_SECRET environment variable.
 GET /received shows what was received so far.
@@ -34,8 +35,7 @@ verified_event = MessagesWebhook()
 
 @app.post("/inbox")
 async def inbox(event: Annotated[Event[Any], Depends(verified_event)]) -> dict[str, str]:
-    """Runs once per delivery; if it raises, the sender's retry runs it again."""
-    recorder(event)
+    """Runs once per delivery, after the @on handlers; if it raises, the retry runs it again."""
     return {"status": "ok", "event": event.event}
 
 

@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 
+from tests.support.django_settings import SECRET as SECRET  # re-exported for the tests
 from tests.support.django_settings import configure_django
 
 configure_django()
