@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Protocol
 
+import msgspec
+
 from . import _outcomes
 from ._config import (
     DEFAULT_DEDUP_TTL,
@@ -125,11 +127,13 @@ class WebhookResponse:
 _JSON: Final = ("content-type", "application/json")
 
 
+_encode: Final = msgspec.json.Encoder().encode
+
+
 def _respond(
     status: int, payload: dict[str, Any], *extra: tuple[str, str], close: bool = False
 ) -> WebhookResponse:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return WebhookResponse(status, body, (_JSON, *extra), close)
+    return WebhookResponse(status, _encode(payload), (_JSON, *extra), close)
 
 
 def _error(
@@ -220,11 +224,18 @@ _WANTED: Final = {
 }
 
 
+_WANTED_RAW: Final = {name.encode("latin-1"): key for name, key in _WANTED.items()}
+
+
 def _pick_headers(headers: HeadersInput) -> _Request:
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     found: dict[str, Any] = {}
     for name, value in pairs:
-        key = _WANTED.get((name.decode("latin-1") if isinstance(name, bytes) else name).lower())
+        if type(name) is bytes:
+            # ASGI's raw headers: lowercase bytes already; no decoding for the ones we skip.
+            key = _WANTED_RAW.get(name) or _WANTED_RAW.get(name.lower())
+        else:
+            key = _WANTED.get(str(name).lower())
         if key is None:
             continue
         text = value.decode("latin-1") if isinstance(value, bytes) else value
