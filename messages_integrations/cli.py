@@ -28,7 +28,7 @@ from ._config import SECRET_SETTING, secret_from_environment
 from ._errors import ConfigurationError, InvalidPayloadError, SignatureVerificationError
 from ._events import EVENT_NAMES
 from ._signing import Verified, sign_webhook, verify
-from .management import (
+from .client import (
     API_KEY_SETTING,
     DEFAULT_BASE_URL,
     MessagesAPIError,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from messages_integrations import ConfigurationError, WebhookError
-from messages_integrations.management import (
+from messages_integrations.client import (
     AsyncMessagesClient,
     DeletedWebhook,
     MessagesAPIError,

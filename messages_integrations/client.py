@@ -2,7 +2,7 @@
 
 ::
 
-    from messages_integrations.management import MessagesClient
+    from messages_integrations.client import MessagesClient
 
     with MessagesClient() as client:  # the API key comes from MESSAGES_API_KEY
         webhook = client.create_webhook("+15551234567", "https://example.com/webhooks",
