@@ -1,7 +1,8 @@
 """In-process HTTP servers on 127.0.0.1 for the CLI tests: a webhook receiver and a fake REST API.
 
-The fake follows PROTOCOL.md's shapes: Bearer key, ``POST/GET/DELETE /v1/webhooks``, the id of a
-delete in the JSON body (400 otherwise), ``has_more``/``next_cursor`` pages, the error object.
+The fake follows the API's shapes (docs/protocol.md): Bearer key, ``POST/GET/DELETE /v1/webhooks``,
+the id of a delete in the JSON body (400 otherwise), ``has_more``/``next_cursor`` pages, the error
+object. It can also drop connections without answering, as a failing network or proxy does.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class FakeMessagesAPI:
     seen: list[Seen] = field(default_factory=list)
     #: (status, headers, json body) answered, in order, before any real handling.
     scripted: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
+    #: How many of the next requests are read, recorded, and answered by closing the connection.
+    drop_connections: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,10 +158,13 @@ class FakeMessagesAPI:
         self.webhooks[webhook_id] = webhook
         return {**webhook, "secret": f"whsec_fake_secret_{number:04d}", "request_id": "req_c"}
 
-    def answer(self, seen: Seen) -> tuple[int, dict[str, str], Any]:
-        """What the API answers to one request."""
+    def answer(self, seen: Seen) -> tuple[int, dict[str, str], Any] | None:
+        """What the API answers to one request; None: close the connection without an answer."""
         with self._lock:
             self.seen.append(seen)
+            if self.drop_connections:
+                self.drop_connections -= 1
+                return None
             if self.scripted:
                 return self.scripted.pop(0)
             if seen.authorization != f"Bearer {self.api_key}":
@@ -247,7 +253,11 @@ def fake_messages_api() -> Iterator[FakeMessagesAPI]:
                 self.headers.get("Authorization"),
                 self._body(),
             )
-            status, headers, document = api.answer(seen)
+            answer = api.answer(seen)
+            if answer is None:
+                self.close_connection = True
+                return
+            status, headers, document = answer
             body = document if isinstance(document, bytes) else json.dumps(document).encode()
             self._send(status, body, {"Content-Type": "application/json", **headers})
 
