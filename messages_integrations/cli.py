@@ -11,6 +11,7 @@ import argparse
 import difflib
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -56,6 +57,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: The command cannot run: bad arguments, no secret or API key, an unreadable file.
 EXIT_USAGE = 2
+#: The reader of the output went away (``... | head -1``): stop quietly with the status a Unix
+#: tool ended by SIGPIPE has.
+EXIT_BROKEN_PIPE = 128 + 13
 
 _SHOWN_BODY = 500  # characters of a response body printed by `send`
 _READ_LIMIT = 64 * 1024
@@ -626,10 +630,23 @@ def main(
     """
     parser = build_parser() if prog is None else build_parser(prog)
     try:
+        code = _run(parser, argv, defaults or {})
+        # Written now, so that a reader gone away is seen here rather than at exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, defaults: Mapping[str, Any]
+) -> int:
+    try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    for name, value in (defaults or {}).items():
+    for name, value in defaults.items():
         if getattr(args, name, ...) is None and value:
             setattr(args, name, value)
     try:
@@ -643,3 +660,16 @@ def main(
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device: what is still buffered must not fail again at exit."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a capture without a descriptor
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)

@@ -12,7 +12,7 @@ import itertools
 import json
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -74,15 +74,19 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def webhook_receiver(secret: str) -> Iterator[Receiver]:
+def webhook_receiver(
+    secret: str, *, before_answer: Callable[[int], None] | None = None
+) -> Iterator[Receiver]:
     """An endpoint at ``/webhooks`` answering through ``WebhookReceiver.handle``.
 
     Any other path redirects to ``/webhooks`` (as a framework adding a slash would).
+    ``before_answer(n)`` runs before the n-th delivery (from 1) is handled: a test can hold it.
     """
     recorder = Recorder()
     router = WebhookRouter()
     router.on("*")(recorder)
     receiver = WebhookReceiver(secret=secret, router=router)
+    numbers = itertools.count(1)
 
     class Handler(_Quiet):
         def do_POST(self) -> None:
@@ -90,7 +94,10 @@ def webhook_receiver(secret: str) -> Iterator[Receiver]:
                 self._body()
                 self._send(308, b"", {"Location": "/webhooks"})
                 return
-            answer = receiver.handle("POST", self.headers.items(), self._body())
+            body = self._body()
+            if before_answer is not None:
+                before_answer(next(numbers))
+            answer = receiver.handle("POST", self.headers.items(), body)
             self._send(answer.status, answer.body, dict(answer.headers))
 
     with running(Handler) as server:
