@@ -314,7 +314,9 @@ def add_sign_parser(commands: Subcommands) -> None:
     parser.add_argument("body", metavar="BODY_FILE", help="the body to sign, or - for stdin")
     _add_secret_argument(parser, several=False)
     parser.add_argument(
-        "--timestamp", type=_timestamp_ms, help="unix milliseconds to sign (default: now)"
+        "--timestamp",
+        type=_timestamp_ms,
+        help="unix milliseconds to sign (default: the body's own timestamp, else now)",
     )
     _add_scheme_argument(parser)
     parser.add_argument(
@@ -323,11 +325,44 @@ def add_sign_parser(commands: Subcommands) -> None:
     parser.set_defaults(handler=run_sign)
 
 
+def _body_timestamp(body: bytes) -> int | None:
+    """The body's own ``timestamp``: the value the official SDK signs and verifies, if any."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or "timestamp" not in document:
+        return None
+    value = document["timestamp"]
+    # JSON numbers only, and whole ones (NaN and infinities are floats that are not).
+    whole = isinstance(value, float) and value.is_integer()
+    if not whole and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CommandError(
+            f"the body's timestamp {value!r} is not a whole number of unix milliseconds; "
+            "fix it, or pass --timestamp"
+        )
+    return int(value)
+
+
+def _timestamp_to_sign(body: bytes, given: int | None) -> int:
+    """``--timestamp``, else the body's own, else now; warn when the two disagree."""
+    own = _body_timestamp(body)
+    if given is None:
+        return own if own is not None else int(time.time() * 1000)
+    if own is not None and own != given:
+        print(
+            f"warning: signing {given}, but the body's timestamp is {own}: receivers that "
+            "verify the body's timestamp (the official SDK's verifyWebhook) will refuse it",
+            file=sys.stderr,
+        )
+    return given
+
+
 def run_sign(args: argparse.Namespace) -> int:
     """Print the signature headers for a body."""
     body = _read_input(args.body)
     secret = _secrets(args.secret)[0]
-    timestamp = args.timestamp if args.timestamp is not None else int(time.time() * 1000)
+    timestamp = _timestamp_to_sign(body, args.timestamp)
     signature = sign_webhook(secret, timestamp, body, scheme=args.scheme)
     if args.signature_only:
         print(signature)

@@ -8,11 +8,13 @@ object. It can also drop connections without answering, as a failing network or 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -71,6 +73,8 @@ class Receiver:
 
     url: str
     recorder: Recorder
+    #: The raw body and headers of every POST to the webhook path, in arrival order.
+    requests: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -87,6 +91,7 @@ def webhook_receiver(
     router.on("*")(recorder)
     receiver = WebhookReceiver(secret=secret, router=router)
     numbers = itertools.count(1)
+    requests: list[tuple[bytes, dict[str, str]]] = []
 
     class Handler(_Quiet):
         def do_POST(self) -> None:
@@ -95,13 +100,14 @@ def webhook_receiver(
                 self._send(308, b"", {"Location": "/webhooks"})
                 return
             body = self._body()
+            requests.append((body, dict(self.headers.items())))
             if before_answer is not None:
                 before_answer(next(numbers))
             answer = receiver.handle("POST", self.headers.items(), body)
             self._send(answer.status, answer.body, dict(answer.headers))
 
     with running(Handler) as server:
-        yield Receiver(f"{url_of(server)}/webhooks", recorder)
+        yield Receiver(f"{url_of(server)}/webhooks", recorder, requests)
 
 
 # --- a fake of the REST API ---------------------------------------------------------------------
@@ -120,6 +126,18 @@ class Seen:
     def json(self) -> Any:
         """The body, decoded."""
         return json.loads(self.body)
+
+
+def official_sdk_accepts(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
+    """Whether the official SDK's ``verifyWebhook`` accepts a delivery, replay window aside.
+
+    It signs ``f"{timestamp}.{raw body}"`` with the timestamp read from the parsed body.
+    """
+    timestamp = json.loads(body)["timestamp"]
+    signed = f"{timestamp}.".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    given = {name.lower(): value for name, value in headers.items()}["x-webhook-signature"]
+    return hmac.compare_digest(expected, given)
 
 
 def error_object(type_: str, code: str, message: str, param: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from messages_integrations.cli import main
 from tests.support.servers import free_port
 
 from .conftest import SECRET
-from .servers import Receiver, webhook_receiver
+from .servers import Receiver, official_sdk_accepts, webhook_receiver
 
 pytestmark = pytest.mark.http
 
@@ -34,6 +34,20 @@ def test_send_delivers_a_verified_event(
     assert event.data.type == "love"
     assert f"reaction.added {event.delivery_id} -> 200 OK" in out
     assert '"status":"ok"' in out
+
+
+@pytest.mark.parametrize("scheme", ["timestamped", "body"])
+def test_what_send_posts_is_accepted_by_the_official_sdk(endpoint: Receiver, scheme: str) -> None:
+    argv = ["send", "message.received", "--url", endpoint.url, "--secret", SECRET]
+
+    assert main([*argv, "--scheme", scheme]) == 0
+
+    [(body, headers)] = endpoint.requests
+    if scheme == "timestamped":
+        assert official_sdk_accepts(body, headers, SECRET)
+        assert headers["X-Webhook-Timestamp"] == str(json.loads(body)["timestamp"])
+    else:
+        assert "X-Webhook-Timestamp" not in headers
 
 
 def test_send_with_a_wrong_secret_exits_non_zero_and_shows_the_refusal(
