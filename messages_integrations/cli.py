@@ -139,13 +139,35 @@ def _timestamp_ms(value: str) -> int:
     return number
 
 
-def _add_secret_argument(parser: argparse.ArgumentParser, *, several: bool) -> None:
-    help_text = (
-        f"a signing secret; repeat it or comma-separate for several (default: {SECRET_SETTING})"
-        if several
-        else f"the signing secret (default: the first of {SECRET_SETTING})"
+def _signing_secret(args: argparse.Namespace) -> str:
+    """The secret to sign with: number ``--secret-position`` (from 1) of those configured."""
+    secrets = _secrets(args.secret)
+    position: int = args.secret_position
+    if position > len(secrets):
+        source = "--secret" if args.secret else SECRET_SETTING
+        raise CommandError(
+            f"--secret-position {position}, but {source} holds {len(secrets)} secret(s)"
+        )
+    return secrets[position - 1]
+
+
+def _add_secret_argument(parser: argparse.ArgumentParser, *, signing: bool) -> None:
+    parser.add_argument(
+        "--secret",
+        action="append",
+        metavar="SECRET",
+        help="a signing secret; repeat it or comma-separate for several "
+        f"(default: {SECRET_SETTING}, comma-separated)",
     )
-    parser.add_argument("--secret", action="append", metavar="SECRET", help=help_text)
+    if signing:
+        parser.add_argument(
+            "--secret-position",
+            type=_positive_int,
+            default=1,
+            metavar="N",
+            help="sign with secret N of those given, numbered from 1 (default: 1, the first); "
+            "for trying the new secret of a rotation",
+        )
 
 
 def _add_scheme_argument(parser: argparse.ArgumentParser) -> None:
@@ -260,7 +282,7 @@ def add_send_parser(commands: Subcommands) -> None:
         metavar="JSON|@FILE",
         help="the event's data object instead of sample data (@- reads stdin)",
     )
-    _add_secret_argument(parser, several=False)
+    _add_secret_argument(parser, signing=True)
     _add_scheme_argument(parser)
     parser.add_argument("--count", type=_positive_int, default=1, help="how many to send")
     parser.add_argument(
@@ -272,7 +294,7 @@ def add_send_parser(commands: Subcommands) -> None:
 
 def run_send(args: argparse.Namespace) -> int:
     """POST ``--count`` signed deliveries of EVENT and print every answer."""
-    secret = _secrets(args.secret)[0]
+    secret = _signing_secret(args)
     data = None if args.data is None else _load_data(args.data)
     if args.event not in EVENT_NAMES and data is None:
         raise CommandError(
@@ -312,7 +334,7 @@ def add_sign_parser(commands: Subcommands) -> None:
         "headers to send (curl -H @FILE reads this format).",
     )
     parser.add_argument("body", metavar="BODY_FILE", help="the body to sign, or - for stdin")
-    _add_secret_argument(parser, several=False)
+    _add_secret_argument(parser, signing=True)
     parser.add_argument(
         "--timestamp",
         type=_timestamp_ms,
@@ -361,7 +383,7 @@ def _timestamp_to_sign(body: bytes, given: int | None) -> int:
 def run_sign(args: argparse.Namespace) -> int:
     """Print the signature headers for a body."""
     body = _read_input(args.body)
-    secret = _secrets(args.secret)[0]
+    secret = _signing_secret(args)
     timestamp = _timestamp_to_sign(body, args.timestamp)
     signature = sign_webhook(secret, timestamp, body, scheme=args.scheme)
     if args.signature_only:
@@ -388,7 +410,7 @@ def add_verify_parser(commands: Subcommands) -> None:
     parser.add_argument("body", metavar="BODY_FILE", help="the raw body received, or - for stdin")
     parser.add_argument("--signature", required=True, help="the X-Webhook-Signature value")
     parser.add_argument("--timestamp", help="the X-Webhook-Timestamp value, if one was sent")
-    _add_secret_argument(parser, several=True)
+    _add_secret_argument(parser, signing=False)
     window = parser.add_mutually_exclusive_group()
     window.add_argument(
         "--tolerance",
@@ -415,7 +437,8 @@ def _describe_valid(verified: Verified, secret_count: int) -> None:
         when = "not a representable date"
     print(f"valid: {event.event}")
     print(f"  delivery id: {event.delivery_id or '(none in the body)'}")
-    print(f"  secret:      #{verified.secret_index + 1} of the {secret_count} given")
+    # Numbered from 1, in the order given, as everywhere in this library's messages.
+    print(f"  secret:      {verified.secret_index + 1} of {secret_count}")
     print(f"  scheme:      {verified.scheme}")
     print(f"  timestamp:   {event.timestamp} ({when})")
 

@@ -72,6 +72,28 @@ def test_send_takes_the_first_secret_of_the_environment(
     assert endpoint.recorder.count("typing.started") == 1
 
 
+def test_send_signs_with_the_secret_at_the_position_given(
+    endpoint: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESSAGES_WEBHOOK_SECRET", f"whsec_older,{SECRET}")
+    argv = ["send", "typing.started", "--url", endpoint.url]
+
+    assert main(argv) == 1  # the first secret, which the endpoint does not know
+    assert main([*argv, "--secret-position", "2"]) == 0
+    assert endpoint.recorder.count("typing.started") == 1
+
+
+def test_a_secret_position_beyond_the_secrets_given_is_a_usage_error(
+    endpoint: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["send", "typing.started", "--url", endpoint.url, "--secret", f"{SECRET},whsec_b"]
+
+    assert main([*argv, "--secret-position", "3"]) == 2
+    assert "--secret-position 3, but --secret holds 2 secret(s)" in capsys.readouterr().err
+    assert main([*argv, "--secret-position", "0"]) == 2
+    assert endpoint.requests == []
+
+
 def test_send_every_event_in_both_schemes(endpoint: Receiver) -> None:
     names = ["message.received", "message.sent", "reaction.removed", "receipt.read"]
     for name in names:

@@ -50,7 +50,7 @@ def test_verify_accepts_a_good_capture_and_names_event_id_and_secret(
     assert code == 0, out
     assert out.startswith("valid: message.received\n")
     assert "delivery id: dlv_captured" in out
-    assert "secret:      #1 of the 1 given" in out
+    assert "secret:      1 of 1\n" in out
     assert "scheme:      timestamped" in out
 
 
@@ -64,7 +64,7 @@ def test_verify_says_which_of_several_secrets_matched(
         main([*argv, "--secret", "whsec_old", "--secret", "whsec_other_line", "--secret", SECRET])
         == 0
     )
-    assert "#3 of the 3 given" in capsys.readouterr().out
+    assert "secret:      3 of 3\n" in capsys.readouterr().out
 
 
 def test_verify_reads_comma_separated_secrets_from_the_environment(
@@ -74,7 +74,7 @@ def test_verify_reads_comma_separated_secrets_from_the_environment(
     delivery = build_delivery("typing.stopped", secret=SECRET)
 
     assert main(_capture(tmp_path, delivery)) == 0
-    assert "#2 of the 2 given" in capsys.readouterr().out
+    assert "secret:      2 of 2\n" in capsys.readouterr().out
 
 
 def test_verify_accepts_the_body_scheme_without_a_timestamp(
@@ -350,3 +350,18 @@ def test_sign_refuses_a_body_timestamp_that_is_not_whole_milliseconds(
 
     assert main(["sign", str(path), "--secret", SECRET]) == 2
     assert "is not a whole number of unix milliseconds" in capsys.readouterr().err
+
+
+def test_sign_with_the_second_secret_is_verified_as_secret_2_of_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_bytes(build_delivery("message.sent", secret="unused").body)
+    secrets = ["--secret", "whsec_old,whsec_new"]
+
+    assert main(["sign", str(path), *secrets, "--secret-position", "2"]) == 0
+    headers = _headers(capsys.readouterr().out)
+    argv = ["verify", str(path), "--signature", headers["X-Webhook-Signature"]]
+
+    assert main([*argv, "--timestamp", headers["X-Webhook-Timestamp"], *secrets]) == 0
+    assert "secret:      2 of 2\n" in capsys.readouterr().out
