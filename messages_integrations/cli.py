@@ -623,7 +623,7 @@ def add_demo_parser(commands: Subcommands) -> None:
         "--projects",
         type=Path,
         default=None,
-        help="the example_projects folder (default: found from here or beside the package)",
+        help="a folder of example projects (default: those installed with the package)",
     )
     parser.set_defaults(handler=run_demo)
 
