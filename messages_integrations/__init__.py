@@ -34,7 +34,7 @@ from ._router import WebhookRouter, default_router, on
 from ._signing import sign_webhook, verify_webhook
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "EVENT_NAMES",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from messages_integrations import __version__
 from messages_integrations._demo import TARGETS, run_demo
 
 pytestmark = pytest.mark.http
@@ -68,6 +69,7 @@ def test_the_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path: Pa
     build = [uv, "build", "--wheel", "--quiet", "--out-dir", str(dist), str(ROOT)]
     subprocess.run(build, env=env, check=True, timeout=300)
     [wheel] = dist.glob("messages_integrations-*.whl")
+    assert wheel.name.startswith(f"messages_integrations-{__version__}-")  # one version source
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     python = venv / ("Scripts" if sys.platform == "win32" else "bin") / "python"
     install = [uv, "pip", "install", "--quiet", "--python", str(python), f"{wheel}[all]"]
