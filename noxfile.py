@@ -2,20 +2,32 @@
 
 ``nox -s tests`` runs the whole suite on each supported Python with the latest frameworks;
 ``nox -s django flask starlette`` run each adapter's tests against the oldest and the newest
-release it supports. Sessions use uv when it is installed, virtualenv otherwise.
+release it supports; ``nox -s demo`` is the main job. Sessions use uv when it is installed,
+virtualenv otherwise.
+
+Every session but the ``tests`` matrix prefers one Python and runs on the Python that runs nox
+when that one is not installed, so nothing but the extra versions of the matrix is ever skipped.
+The ``tests`` matrix runs on every supported Python that is installed (``python3.X`` on the PATH,
+as pyenv, uv and system packages provide); a run that left versions out says so in its last line.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import shutil
+import subprocess
+import sys
+
 import nox
 
+nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "typing", "tests", "django", "flask", "starlette"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = ["3.11", "3.12", "3.13"]
-FRAMEWORK_PYTHON = "3.12"
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 
 # The oldest release each adapter supports, and "latest" for the newest on the index.
@@ -26,13 +38,77 @@ STARLETTE_VERSIONS = ["0.29", "latest"]
 FASTAPI_FOR_STARLETTE = {"0.29": "0.108", "latest": "latest"}
 
 
+def _installed(version: str) -> bool:
+    """True when ``python<version>`` on the PATH runs and is that version.
+
+    Running it matters: a pyenv shim exists for every version pyenv knows, and fails when the
+    version is not selected.
+    """
+    command = shutil.which(f"python{version}")
+    if command is None:
+        return False
+    try:
+        answer = subprocess.run(  # noqa: S603 - an interpreter found on the PATH, no shell
+            [command, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return answer.returncode == 0 and answer.stdout.strip() == version
+
+
+INSTALLED = [version for version in PYTHONS if _installed(version)]
+MISSING = [version for version in PYTHONS if version not in INSTALLED]
+RUNNING = "{}.{}".format(*sys.version_info[:2])
+#: The matrix of ``tests``: the supported Pythons installed, else the Python running nox.
+TEST_PYTHONS: list[str] | None = INSTALLED or None
+
+
+def _python(preferred: str) -> str | None:
+    """``preferred`` when installed, else None: nox then uses the Python that runs it."""
+    return preferred if preferred in INSTALLED else None
+
+
+DEMO_PYTHON = _python(PYTHONS[-1])
+TYPING_PYTHON = _python(PYTHONS[0])
+FRAMEWORK_PYTHON = _python("3.12")
+
+_ran_tests: list[str] = []
+
+
+def _say_what_the_matrix_left_out() -> None:
+    """The run's last line: which versions of the ``tests`` matrix did not run, and why."""
+    if not _ran_tests or not MISSING:
+        return
+    missing = " and ".join(MISSING)
+    commands = ", ".join(f"python{version}" for version in MISSING)
+    ran = " and ".join(sorted(set(_ran_tests)))
+    logging.getLogger("nox").warning(
+        f"Not tested on Python {missing}: not installed (no {commands} on the PATH). "
+        f"The tests ran on Python {ran} only; install the others (for example "
+        f"`uv python install {' '.join(MISSING)}`) to run the whole matrix."
+    )
+
+
+atexit.register(_say_what_the_matrix_left_out)
+
+
 def _pin(name: str, version: str) -> str:
     return name if version == "latest" else f"{name}=={version}.*"
 
 
-@nox.session(python=PYTHONS[-1])
+def _say_where(session: nox.Session, preferred: str) -> None:
+    if preferred not in INSTALLED:
+        session.log(f"Python {preferred} is not installed: running on Python {RUNNING} instead")
+
+
+@nox.session(python=DEMO_PYTHON)
 def demo(session: nox.Session) -> None:
     """The main job: every example project on a real server, every event delivered to it."""
+    _say_where(session, PYTHONS[-1])
     session.install("-e", ".[all]", "uvicorn", "gunicorn")
     session.run("messages-integrations", "demo", *session.posargs)
 
@@ -45,31 +121,30 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHONS[0])
+@nox.session(python=TYPING_PYTHON)
 def typing(session: nox.Session) -> None:
     """mypy --strict over the package and the type-checked examples in tests/typing."""
+    _say_where(session, PYTHONS[0])
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "typing"))
     session.run("mypy", *session.posargs)
     # The examples that must NOT type-check: each marked line has to be reported.
     session.run("python", "tests/typing/check_rejections.py")
 
 
-@nox.session(python=PYTHONS)
-@nox.parametrize("json", ["stdlib", "orjson"])
-def tests(session: nox.Session, json: str) -> None:
-    """The whole suite, every adapter included, with the newest frameworks.
-
-    Once with the standard library's JSON parser and once with the ``speedups`` extra (orjson).
-    """
-    extras = "all,speedups" if json == "orjson" else "all"
-    session.install("-e", f".[{extras}]", *TEST_DEPS)
+@nox.session(python=TEST_PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole suite, every adapter included, with the newest frameworks."""
+    _ran_tests.append(session.python if isinstance(session.python, str) else RUNNING)
+    # nox and uv: tests/cli/test_noxfile.py runs this file with only one Python on the PATH.
+    session.install("-e", ".[all]", *TEST_DEPS, "nox", "uv")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python=FRAMEWORK_PYTHON)
 def bench(session: nox.Session) -> None:
     """Core, HTTP and memory benchmarks (a few minutes); the tables of benchmarks/README.md."""
-    session.install("-e", ".[all,speedups]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    _say_where(session, "3.12")
+    session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
@@ -77,6 +152,7 @@ def bench(session: nox.Session) -> None:
 @nox.parametrize("django", DJANGO_VERSIONS)
 def django(session: nox.Session, django: str) -> None:
     """The Django adapter against the oldest and newest Django supported."""
+    _say_where(session, "3.12")
     session.install("-e", ".", _pin("django", django), *TEST_DEPS)
     session.run("pytest", "tests/django", *session.posargs)
 
@@ -85,6 +161,7 @@ def django(session: nox.Session, django: str) -> None:
 @nox.parametrize("flask", FLASK_VERSIONS)
 def flask(session: nox.Session, flask: str) -> None:
     """The Flask adapter against the oldest and newest Flask supported."""
+    _say_where(session, "3.12")
     session.install("-e", ".", _pin("flask", flask), *TEST_DEPS)
     session.run("pytest", "tests/flask", *session.posargs)
 
@@ -93,6 +170,7 @@ def flask(session: nox.Session, flask: str) -> None:
 @nox.parametrize("starlette", STARLETTE_VERSIONS)
 def starlette(session: nox.Session, starlette: str) -> None:
     """The Starlette/FastAPI adapter against the oldest and newest Starlette and FastAPI."""
+    _say_where(session, "3.12")
     fastapi = FASTAPI_FOR_STARLETTE[starlette]
     # Django too: the middleware is also shown to wrap Django's ASGI application.
     pins = [_pin("starlette", starlette), _pin("fastapi", fastapi), "django"]

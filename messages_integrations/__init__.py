@@ -37,7 +37,7 @@ from ._signing import sign_webhook
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore
 from ._verify import verify_webhook
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "EVENT_NAMES",

@@ -106,11 +106,10 @@ class Outcome:
         return bool(self.checks) and all(self.checks.values()) and not self.problems
 
 
-def find_projects(start: Path | None = None) -> Path | None:
-    """Find a checkout's ``example_projects``: here, in a parent folder, or beside the package."""
-    here = (start or Path.cwd()).resolve()
-    for place in (here, *here.parents, Path(__file__).resolve().parents[1]):
-        candidate = place / "example_projects"
+def find_projects() -> Path | None:
+    """The example projects: those shipped in the package, else a checkout's, beside it."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_example_projects", package.parent / "example_projects"):
         if candidate.is_dir():
             return candidate
     return None
@@ -226,7 +225,10 @@ def run_demo(projects: Path | None = None, *, out: TextIO = sys.stdout) -> int:
     """Run the demo; return 0 when every server behaved as the contract says, else 1."""
     projects = projects or find_projects()
     if projects is None:
-        out.write("error: no example_projects folder found; run the demo from a checkout\n")
+        out.write(
+            "error: the example projects are missing from this installation; "
+            "pass --projects FOLDER (a checkout's example_projects)\n"
+        )
         return 2
     missing = [name for name in ("uvicorn", "gunicorn", "httpx") if not _importable(name)]
     if missing:

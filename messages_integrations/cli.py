@@ -11,6 +11,7 @@ import argparse
 import difflib
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -29,7 +30,7 @@ from ._errors import ConfigurationError, InvalidPayloadError, SignatureVerificat
 from ._events import EVENT_NAMES
 from ._signing import sign_webhook
 from ._verify import Verified, verify
-from .management import (
+from .client import (
     API_KEY_SETTING,
     DEFAULT_BASE_URL,
     MessagesAPIError,
@@ -57,6 +58,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: The command cannot run: bad arguments, no secret or API key, an unreadable file.
 EXIT_USAGE = 2
+#: The reader of the output went away (``... | head -1``): stop quietly with the status a Unix
+#: tool ended by SIGPIPE has.
+EXIT_BROKEN_PIPE = 128 + 13
 
 _SHOWN_BODY = 500  # characters of a response body printed by `send`
 _READ_LIMIT = 64 * 1024
@@ -136,13 +140,35 @@ def _timestamp_ms(value: str) -> int:
     return number
 
 
-def _add_secret_argument(parser: argparse.ArgumentParser, *, several: bool) -> None:
-    help_text = (
-        f"a signing secret; repeat it or comma-separate for several (default: {SECRET_SETTING})"
-        if several
-        else f"the signing secret (default: the first of {SECRET_SETTING})"
+def _signing_secret(args: argparse.Namespace) -> str:
+    """The secret to sign with: number ``--secret-position`` (from 1) of those configured."""
+    secrets = _secrets(args.secret)
+    position: int = args.secret_position
+    if position > len(secrets):
+        source = "--secret" if args.secret else SECRET_SETTING
+        raise CommandError(
+            f"--secret-position {position}, but {source} holds {len(secrets)} secret(s)"
+        )
+    return secrets[position - 1]
+
+
+def _add_secret_argument(parser: argparse.ArgumentParser, *, signing: bool) -> None:
+    parser.add_argument(
+        "--secret",
+        action="append",
+        metavar="SECRET",
+        help="a signing secret; repeat it or comma-separate for several "
+        f"(default: {SECRET_SETTING}, comma-separated)",
     )
-    parser.add_argument("--secret", action="append", metavar="SECRET", help=help_text)
+    if signing:
+        parser.add_argument(
+            "--secret-position",
+            type=_positive_int,
+            default=1,
+            metavar="N",
+            help="sign with secret N of those given, numbered from 1 (default: 1, the first); "
+            "for trying the new secret of a rotation",
+        )
 
 
 def _add_scheme_argument(parser: argparse.ArgumentParser) -> None:
@@ -257,7 +283,7 @@ def add_send_parser(commands: Subcommands) -> None:
         metavar="JSON|@FILE",
         help="the event's data object instead of sample data (@- reads stdin)",
     )
-    _add_secret_argument(parser, several=False)
+    _add_secret_argument(parser, signing=True)
     _add_scheme_argument(parser)
     parser.add_argument("--count", type=_positive_int, default=1, help="how many to send")
     parser.add_argument(
@@ -269,7 +295,7 @@ def add_send_parser(commands: Subcommands) -> None:
 
 def run_send(args: argparse.Namespace) -> int:
     """POST ``--count`` signed deliveries of EVENT and print every answer."""
-    secret = _secrets(args.secret)[0]
+    secret = _signing_secret(args)
     data = None if args.data is None else _load_data(args.data)
     if args.event not in EVENT_NAMES and data is None:
         raise CommandError(
@@ -309,9 +335,11 @@ def add_sign_parser(commands: Subcommands) -> None:
         "headers to send (curl -H @FILE reads this format).",
     )
     parser.add_argument("body", metavar="BODY_FILE", help="the body to sign, or - for stdin")
-    _add_secret_argument(parser, several=False)
+    _add_secret_argument(parser, signing=True)
     parser.add_argument(
-        "--timestamp", type=_timestamp_ms, help="unix milliseconds to sign (default: now)"
+        "--timestamp",
+        type=_timestamp_ms,
+        help="unix milliseconds to sign (default: the body's own timestamp, else now)",
     )
     _add_scheme_argument(parser)
     parser.add_argument(
@@ -320,11 +348,44 @@ def add_sign_parser(commands: Subcommands) -> None:
     parser.set_defaults(handler=run_sign)
 
 
+def _body_timestamp(body: bytes) -> int | None:
+    """The body's own ``timestamp``: the value the official SDK signs and verifies, if any."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or "timestamp" not in document:
+        return None
+    value = document["timestamp"]
+    # JSON numbers only, and whole ones (NaN and infinities are floats that are not).
+    whole = isinstance(value, float) and value.is_integer()
+    if not whole and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CommandError(
+            f"the body's timestamp {value!r} is not a whole number of unix milliseconds; "
+            "fix it, or pass --timestamp"
+        )
+    return int(value)
+
+
+def _timestamp_to_sign(body: bytes, given: int | None) -> int:
+    """``--timestamp``, else the body's own, else now; warn when the two disagree."""
+    own = _body_timestamp(body)
+    if given is None:
+        return own if own is not None else int(time.time() * 1000)
+    if own is not None and own != given:
+        print(
+            f"warning: signing {given}, but the body's timestamp is {own}: receivers that "
+            "verify the body's timestamp (the official SDK's verifyWebhook) will refuse it",
+            file=sys.stderr,
+        )
+    return given
+
+
 def run_sign(args: argparse.Namespace) -> int:
     """Print the signature headers for a body."""
     body = _read_input(args.body)
-    secret = _secrets(args.secret)[0]
-    timestamp = args.timestamp if args.timestamp is not None else int(time.time() * 1000)
+    secret = _signing_secret(args)
+    timestamp = _timestamp_to_sign(body, args.timestamp)
     signature = sign_webhook(secret, timestamp, body, scheme=args.scheme)
     if args.signature_only:
         print(signature)
@@ -350,7 +411,7 @@ def add_verify_parser(commands: Subcommands) -> None:
     parser.add_argument("body", metavar="BODY_FILE", help="the raw body received, or - for stdin")
     parser.add_argument("--signature", required=True, help="the X-Webhook-Signature value")
     parser.add_argument("--timestamp", help="the X-Webhook-Timestamp value, if one was sent")
-    _add_secret_argument(parser, several=True)
+    _add_secret_argument(parser, signing=False)
     window = parser.add_mutually_exclusive_group()
     window.add_argument(
         "--tolerance",
@@ -377,7 +438,8 @@ def _describe_valid(verified: Verified, secret_count: int) -> None:
         when = "not a representable date"
     print(f"valid: {event.event}")
     print(f"  delivery id: {event.delivery_id or '(none in the body)'}")
-    print(f"  secret:      #{verified.secret_index + 1} of the {secret_count} given")
+    # Numbered from 1, in the order given, as everywhere in this library's messages.
+    print(f"  secret:      {verified.secret_index + 1} of {secret_count}")
     print(f"  scheme:      {verified.scheme}")
     print(f"  timestamp:   {event.timestamp} ({when})")
 
@@ -562,7 +624,7 @@ def add_demo_parser(commands: Subcommands) -> None:
         "--projects",
         type=Path,
         default=None,
-        help="the example_projects folder (default: found from here or beside the package)",
+        help="a folder of example projects (default: those installed with the package)",
     )
     parser.set_defaults(handler=run_demo)
 
@@ -627,10 +689,23 @@ def main(
     """
     parser = build_parser() if prog is None else build_parser(prog)
     try:
+        code = _run(parser, argv, defaults or {})
+        # Written now, so that a reader gone away is seen here rather than at exit.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, defaults: Mapping[str, Any]
+) -> int:
+    try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    for name, value in (defaults or {}).items():
+    for name, value in defaults.items():
         if getattr(args, name, ...) is None and value:
             setattr(args, name, value)
     try:
@@ -644,3 +719,16 @@ def main(
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device: what is still buffered must not fail again at exit."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a capture without a descriptor
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)

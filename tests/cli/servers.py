@@ -1,17 +1,20 @@
 """In-process HTTP servers on 127.0.0.1 for the CLI tests: a webhook receiver and a fake REST API.
 
-The fake follows PROTOCOL.md's shapes: Bearer key, ``POST/GET/DELETE /v1/webhooks``, the id of a
-delete in the JSON body (400 otherwise), ``has_more``/``next_cursor`` pages, the error object.
+The fake follows the API's shapes (docs/protocol.md): Bearer key, ``POST/GET/DELETE /v1/webhooks``,
+the id of a delete in the JSON body (400 otherwise), ``has_more``/``next_cursor`` pages, the error
+object. It can also drop connections without answering, as a failing network or proxy does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,18 +73,25 @@ class Receiver:
 
     url: str
     recorder: Recorder
+    #: The raw body and headers of every POST to the webhook path, in arrival order.
+    requests: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
-def webhook_receiver(secret: str) -> Iterator[Receiver]:
+def webhook_receiver(
+    secret: str, *, before_answer: Callable[[int], None] | None = None
+) -> Iterator[Receiver]:
     """An endpoint at ``/webhooks`` answering through ``WebhookReceiver.handle``.
 
     Any other path redirects to ``/webhooks`` (as a framework adding a slash would).
+    ``before_answer(n)`` runs before the n-th delivery (from 1) is handled: a test can hold it.
     """
     recorder = Recorder()
     router = WebhookRouter()
     router.on("*")(recorder)
     receiver = WebhookReceiver(secret=secret, router=router)
+    numbers = itertools.count(1)
+    requests: list[tuple[bytes, dict[str, str]]] = []
 
     class Handler(_Quiet):
         def do_POST(self) -> None:
@@ -89,11 +99,15 @@ def webhook_receiver(secret: str) -> Iterator[Receiver]:
                 self._body()
                 self._send(308, b"", {"Location": "/webhooks"})
                 return
-            answer = receiver.handle("POST", self.headers.items(), self._body())
+            body = self._body()
+            requests.append((body, dict(self.headers.items())))
+            if before_answer is not None:
+                before_answer(next(numbers))
+            answer = receiver.handle("POST", self.headers.items(), body)
             self._send(answer.status, answer.body, dict(answer.headers))
 
     with running(Handler) as server:
-        yield Receiver(f"{url_of(server)}/webhooks", recorder)
+        yield Receiver(f"{url_of(server)}/webhooks", recorder, requests)
 
 
 # --- a fake of the REST API ---------------------------------------------------------------------
@@ -112,6 +126,18 @@ class Seen:
     def json(self) -> Any:
         """The body, decoded."""
         return json.loads(self.body)
+
+
+def official_sdk_accepts(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
+    """Whether the official SDK's ``verifyWebhook`` accepts a delivery, replay window aside.
+
+    It signs ``f"{timestamp}.{raw body}"`` with the timestamp read from the parsed body.
+    """
+    timestamp = json.loads(body)["timestamp"]
+    signed = f"{timestamp}.".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    given = {name.lower(): value for name, value in headers.items()}["x-webhook-signature"]
+    return hmac.compare_digest(expected, given)
 
 
 def error_object(type_: str, code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -137,6 +163,8 @@ class FakeMessagesAPI:
     seen: list[Seen] = field(default_factory=list)
     #: (status, headers, json body) answered, in order, before any real handling.
     scripted: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
+    #: How many of the next requests are read, recorded, and answered by closing the connection.
+    drop_connections: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,10 +183,13 @@ class FakeMessagesAPI:
         self.webhooks[webhook_id] = webhook
         return {**webhook, "secret": f"whsec_fake_secret_{number:04d}", "request_id": "req_c"}
 
-    def answer(self, seen: Seen) -> tuple[int, dict[str, str], Any]:
-        """What the API answers to one request."""
+    def answer(self, seen: Seen) -> tuple[int, dict[str, str], Any] | None:
+        """What the API answers to one request; None: close the connection without an answer."""
         with self._lock:
             self.seen.append(seen)
+            if self.drop_connections:
+                self.drop_connections -= 1
+                return None
             if self.scripted:
                 return self.scripted.pop(0)
             if seen.authorization != f"Bearer {self.api_key}":
@@ -247,7 +278,11 @@ def fake_messages_api() -> Iterator[FakeMessagesAPI]:
                 self.headers.get("Authorization"),
                 self._body(),
             )
-            status, headers, document = api.answer(seen)
+            answer = api.answer(seen)
+            if answer is None:
+                self.close_connection = True
+                return
+            status, headers, document = answer
             body = document if isinstance(document, bytes) else json.dumps(document).encode()
             self._send(status, body, {"Content-Type": "application/json", **headers})
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from messages_integrations.cli import main
 from tests.support.servers import free_port
 
 from .conftest import SECRET
-from .servers import Receiver
+from .servers import Receiver, official_sdk_accepts, webhook_receiver
 
 pytestmark = pytest.mark.http
 
@@ -31,6 +34,20 @@ def test_send_delivers_a_verified_event(
     assert event.data.type == "love"
     assert f"reaction.added {event.delivery_id} -> 200 OK" in out
     assert '"status":"ok"' in out
+
+
+@pytest.mark.parametrize("scheme", ["timestamped", "body"])
+def test_what_send_posts_is_accepted_by_the_official_sdk(endpoint: Receiver, scheme: str) -> None:
+    argv = ["send", "message.received", "--url", endpoint.url, "--secret", SECRET]
+
+    assert main([*argv, "--scheme", scheme]) == 0
+
+    [(body, headers)] = endpoint.requests
+    if scheme == "timestamped":
+        assert official_sdk_accepts(body, headers, SECRET)
+        assert headers["X-Webhook-Timestamp"] == str(json.loads(body)["timestamp"])
+    else:
+        assert "X-Webhook-Timestamp" not in headers
 
 
 def test_send_with_a_wrong_secret_exits_non_zero_and_shows_the_refusal(
@@ -53,6 +70,28 @@ def test_send_takes_the_first_secret_of_the_environment(
 
     assert main(["send", "typing.started", "--url", endpoint.url]) == 0
     assert endpoint.recorder.count("typing.started") == 1
+
+
+def test_send_signs_with_the_secret_at_the_position_given(
+    endpoint: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESSAGES_WEBHOOK_SECRET", f"whsec_older,{SECRET}")
+    argv = ["send", "typing.started", "--url", endpoint.url]
+
+    assert main(argv) == 1  # the first secret, which the endpoint does not know
+    assert main([*argv, "--secret-position", "2"]) == 0
+    assert endpoint.recorder.count("typing.started") == 1
+
+
+def test_a_secret_position_beyond_the_secrets_given_is_a_usage_error(
+    endpoint: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["send", "typing.started", "--url", endpoint.url, "--secret", f"{SECRET},whsec_b"]
+
+    assert main([*argv, "--secret-position", "3"]) == 2
+    assert "--secret-position 3, but --secret holds 2 secret(s)" in capsys.readouterr().err
+    assert main([*argv, "--secret-position", "0"]) == 2
+    assert endpoint.requests == []
 
 
 def test_send_every_event_in_both_schemes(endpoint: Receiver) -> None:
@@ -194,3 +233,60 @@ def test_send_needs_no_optional_dependency(
 
     assert main(["send", "message.received", "--url", endpoint.url, "--secret", SECRET]) == 0
     assert endpoint.recorder.count() == 1
+
+
+# --- a reader that stops reading (``send ... | head -1``) -----------------------------------
+
+
+def _send_into_a_pipe(url: str, *extra: str, line_by_line: bool) -> subprocess.Popen[bytes]:
+    """``send`` with its output into a pipe; ``line_by_line``: written as printed (``-u``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESSAGES_", "PYTHON"))}
+    python = [sys.executable, "-u"] if line_by_line else [sys.executable]
+    command = [*python, "-m", "messages_integrations", "send", "message.received", "--url", url]
+    return subprocess.Popen(
+        [*command, "--secret", SECRET, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def test_a_reader_that_stops_after_the_first_answer_ends_send_quietly() -> None:
+    reader_gone = threading.Event()
+
+    def hold_the_second(number: int) -> None:
+        if number == 2:  # answered only once the reader has gone, as after `| head -1`
+            reader_gone.wait(30)
+
+    with (
+        webhook_receiver(SECRET, before_answer=hold_the_second) as receiver,
+        _send_into_a_pipe(receiver.url, "--count", "3", line_by_line=True) as process,
+    ):
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.readline()  # the answer's body: the last line written before the hold
+        process.stdout.close()
+        reader_gone.set()
+        code = process.wait(timeout=60)
+        errors = process.stderr.read().decode()
+
+    assert first.startswith(b"[1/3] message.received ")
+    assert errors == ""
+    assert code == 141  # 128 + SIGPIPE, as `yes | head -1` leaves for `yes`
+    assert receiver.recorder.count() == 2  # it stopped at the first line it could not write
+
+
+def test_a_reader_gone_before_buffered_output_is_written_ends_send_quietly(
+    endpoint: Receiver,
+) -> None:
+    with _send_into_a_pipe(endpoint.url, "--count", "2", line_by_line=False) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()
+        code = process.wait(timeout=60)
+        errors = process.stderr.read().decode()
+
+    assert errors == ""
+    assert code == 141
+    assert endpoint.recorder.count() == 2

@@ -7,14 +7,19 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from messages_integrations import sign_webhook
 from messages_integrations.cli import main
 from messages_integrations.testing import Delivery, build_delivery
+from tests.conftest import load_vectors
 
 from .conftest import SECRET
+from .servers import official_sdk_accepts
+
+VECTORS = load_vectors()
 
 
 def _capture(tmp_path: Path, delivery: Delivery, body: bytes | None = None) -> list[str]:
@@ -45,7 +50,7 @@ def test_verify_accepts_a_good_capture_and_names_event_id_and_secret(
     assert code == 0, out
     assert out.startswith("valid: message.received\n")
     assert "delivery id: dlv_captured" in out
-    assert "secret:      #1 of the 1 given" in out
+    assert "secret:      1 of 1\n" in out
     assert "scheme:      timestamped" in out
 
 
@@ -59,7 +64,7 @@ def test_verify_says_which_of_several_secrets_matched(
         main([*argv, "--secret", "whsec_old", "--secret", "whsec_other_line", "--secret", SECRET])
         == 0
     )
-    assert "#3 of the 3 given" in capsys.readouterr().out
+    assert "secret:      3 of 3\n" in capsys.readouterr().out
 
 
 def test_verify_reads_comma_separated_secrets_from_the_environment(
@@ -69,7 +74,7 @@ def test_verify_reads_comma_separated_secrets_from_the_environment(
     delivery = build_delivery("typing.stopped", secret=SECRET)
 
     assert main(_capture(tmp_path, delivery)) == 0
-    assert "#2 of the 2 given" in capsys.readouterr().out
+    assert "secret:      2 of 2\n" in capsys.readouterr().out
 
 
 def test_verify_accepts_the_body_scheme_without_a_timestamp(
@@ -285,3 +290,78 @@ def test_verify_without_tolerance_reports_an_absurd_timestamp_without_crashing(
 
     assert main([*_capture(tmp_path, delivery), "--secret", SECRET, "--no-tolerance"]) == 0
     assert "1000000000000000000 (not a representable date)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["event"] for v in VECTORS])
+def test_sign_signs_the_bodys_own_timestamp_as_the_official_sdk_does(
+    vector: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_bytes(vector["body"].encode())
+
+    assert main(["sign", str(path), "--secret", vector["secret"]]) == 0
+
+    captured = capsys.readouterr()
+    headers = _headers(captured.out)
+    assert headers["X-Webhook-Signature"] == vector["headers"]["X-Webhook-Signature"]
+    assert headers["X-Webhook-Timestamp"] == vector["headers"]["X-Webhook-Timestamp"]
+    assert official_sdk_accepts(path.read_bytes(), headers, vector["secret"])
+    assert captured.err == ""
+
+
+def test_sign_warns_when_told_to_sign_another_timestamp_than_the_bodys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vector = VECTORS[0]
+    path = tmp_path / "body.json"
+    path.write_bytes(vector["body"].encode())
+    argv = ["sign", str(path), "--secret", vector["secret"], "--timestamp", "1767225600000"]
+
+    assert main(argv) == 0
+
+    captured = capsys.readouterr()
+    headers = _headers(captured.out)
+    assert headers["X-Webhook-Timestamp"] == "1767225600000"
+    assert not official_sdk_accepts(path.read_bytes(), headers, vector["secret"])
+    assert captured.err.startswith(
+        "warning: signing 1767225600000, but the body's timestamp is 1710000000000"
+    )
+
+
+def test_sign_of_a_body_without_timestamp_signs_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_bytes(b'{"event":"message.received","data":{}}')
+    before = _now_ms()
+
+    assert main(["sign", str(path), "--secret", SECRET]) == 0
+
+    signed = int(_headers(capsys.readouterr().out)["X-Webhook-Timestamp"])
+    assert before <= signed <= _now_ms()
+
+
+@pytest.mark.parametrize("value", ["1.5", '"1710000000000"', "true", "NaN"])
+def test_sign_refuses_a_body_timestamp_that_is_not_whole_milliseconds(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_text(f'{{"event":"message.received","timestamp":{value}}}')
+
+    assert main(["sign", str(path), "--secret", SECRET]) == 2
+    assert "is not a whole number of unix milliseconds" in capsys.readouterr().err
+
+
+def test_sign_with_the_second_secret_is_verified_as_secret_2_of_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "body.json"
+    path.write_bytes(build_delivery("message.sent", secret="unused").body)
+    secrets = ["--secret", "whsec_old,whsec_new"]
+
+    assert main(["sign", str(path), *secrets, "--secret-position", "2"]) == 0
+    headers = _headers(capsys.readouterr().out)
+    argv = ["verify", str(path), "--signature", headers["X-Webhook-Signature"]]
+
+    assert main([*argv, "--timestamp", headers["X-Webhook-Timestamp"], *secrets]) == 0
+    assert "secret:      2 of 2\n" in capsys.readouterr().out

@@ -196,6 +196,31 @@ def test_a_persistent_500_is_retried_twice_then_reported(
     assert len(api.seen) == 3
 
 
+def test_list_and_delete_survive_a_dropped_connection(
+    api: FakeMessagesAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.add("+15551234567", "https://a.example/webhooks", ["message.received"])
+    api.drop_connections = 1
+    assert main(_webhooks(api, "list")) == 0
+    assert "wh_0001" in capsys.readouterr().out
+
+    api.drop_connections = 1
+    assert main(_webhooks(api, "delete", "wh_0001")) == 0
+    assert capsys.readouterr().out == "Deleted webhook wh_0001.\n"
+    assert [r.method for r in api.seen] == ["GET", "GET", "DELETE", "DELETE"]
+
+
+def test_create_is_not_repeated_after_a_dropped_connection(
+    api: FakeMessagesAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.drop_connections = 1
+    argv = _webhooks(api, "create", "--from", "+15551234567", "--url", "https://e.com/w")
+
+    assert main([*argv, "--events", "message.sent"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: could not reach {api.url}: ")
+    assert len(api.seen) == 1
+
+
 def test_an_unreachable_api_is_one_readable_line(capsys: pytest.CaptureFixture[str]) -> None:
     base = f"http://127.0.0.1:{free_port()}"
 

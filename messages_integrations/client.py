@@ -2,7 +2,7 @@
 
 ::
 
-    from messages_integrations.management import MessagesClient
+    from messages_integrations.client import MessagesClient
 
     with MessagesClient() as client:  # the API key comes from MESSAGES_API_KEY
         webhook = client.create_webhook("+15551234567", "https://example.com/webhooks",
@@ -48,7 +48,8 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.messages.dev"
 API_KEY_SETTING = "MESSAGES_API_KEY"
 _WEBHOOKS = "/v1/webhooks"
-# The official SDK's schedule: 500 ms, doubling, at most 5 s, two retries, for 429 and 5xx only.
+# The official SDK's schedule: 500 ms, doubling, at most 5 s, two retries, for 429 and 5xx, and
+# for a failed connection when the call is safe to repeat (list, delete; never create).
 _FIRST_DELAY = 0.5
 _MAX_DELAY = 5.0
 # A Retry-After longer than this is not slept through: the error is raised instead.
@@ -144,10 +145,15 @@ class _Call:
     method: str
     params: dict[str, str] | None = None
     json: dict[str, Any] | None = None
+    #: Safe to send again when the connection failed: the first attempt may have reached the API.
+    repeatable: bool = True
 
 
 def _create_call(from_: str, url: str, events: Iterable[str]) -> _Call:
-    return _Call("POST", json={"from": from_, "url": url, "events": list(events)})
+    # Never repeated after a failed connection: the API may have created the webhook already,
+    # and a second one would deliver every event twice.
+    body = {"from": from_, "url": url, "events": list(events)}
+    return _Call("POST", json=body, repeatable=False)
 
 
 def _list_call(from_: str | None, cursor: str | None) -> _Call:
@@ -194,6 +200,11 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry number ``attempt + 1``: 0.5, 1, 2, ... at most 5."""
+    return min(_FIRST_DELAY * 2.0**attempt, _MAX_DELAY)
 
 
 def _text(value: object) -> str | None:
@@ -261,8 +272,14 @@ class _Base:
             return None
         delay = _retry_after(response.headers.get("retry-after"))
         if delay is None:
-            return min(_FIRST_DELAY * 2.0**attempt, _MAX_DELAY)
+            return _backoff(attempt)
         return delay if delay <= _MAX_RETRY_AFTER else None
+
+    def _reconnect_delay(self, call: _Call, attempt: int, exc: Exception) -> float:
+        """How long to wait before repeating a call whose connection failed; raise if it is not."""
+        if not call.repeatable or attempt >= self.max_retries:
+            raise self._unreachable(exc) from None
+        return _backoff(attempt)
 
     @staticmethod
     def _decode(response: httpx.Response) -> dict[str, Any]:
@@ -289,8 +306,9 @@ class MessagesClient(_Base):
 
     ``api_key`` defaults to the environment variable ``MESSAGES_API_KEY``. Answers 429 and 5xx are
     retried ``max_retries`` times, after the Retry-After header (up to 60 s; a longer one raises
-    at once) or else 0.5 s, 1 s, ... (at most 5 s); other errors and unreachable hosts are not
-    retried. ``transport`` and ``sleep`` exist for tests.
+    at once) or else 0.5 s, 1 s, ... (at most 5 s). A failed connection (refused, dropped, timed
+    out) is retried the same way for listing and deleting, never for creating, which could make a
+    second webhook. Other errors are not retried. ``transport`` and ``sleep`` exist for tests.
     """
 
     def __init__(
@@ -326,7 +344,9 @@ class MessagesClient(_Base):
                     call.method, _WEBHOOKS, params=call.params, json=call.json
                 )
             except httpx.TransportError as exc:
-                raise self._unreachable(exc) from None
+                self._sleep(self._reconnect_delay(call, attempt, exc))
+                attempt += 1
+                continue
             delay = self._retry_delay(response, attempt)
             if delay is None:
                 return self._decode(response)
@@ -394,7 +414,9 @@ class AsyncMessagesClient(_Base):
                     call.method, _WEBHOOKS, params=call.params, json=call.json
                 )
             except httpx.TransportError as exc:
-                raise self._unreachable(exc) from None
+                await self._sleep(self._reconnect_delay(call, attempt, exc))
+                attempt += 1
+                continue
             delay = self._retry_delay(response, attempt)
             if delay is None:
                 return self._decode(response)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from messages_integrations import ConfigurationError, WebhookError
-from messages_integrations.management import (
+from messages_integrations.client import (
     AsyncMessagesClient,
     DeletedWebhook,
     MessagesAPIError,
@@ -226,11 +226,63 @@ def test_an_injected_transport_replaces_the_network() -> None:
         assert client.list_webhooks() == []
 
 
-def test_an_unreachable_api_raises_a_connection_error() -> None:
+def test_a_dropped_connection_is_retried_for_a_list(
+    client: MessagesClient, api: FakeMessagesAPI, sleeps: list[float]
+) -> None:
+    api.add("+15551234567", "https://example.com/webhooks", ["message.received"])
+    api.drop_connections = 2
+
+    assert [w.id for w in client.list_webhooks()] == ["wh_0001"]
+    assert sleeps == [0.5, 1.0]
+    assert len(api.seen) == 3
+
+
+def test_a_dropped_connection_is_retried_for_a_delete(
+    client: MessagesClient, api: FakeMessagesAPI, sleeps: list[float]
+) -> None:
+    api.add("+15551234567", "https://example.com/webhooks", ["message.received"])
+    api.drop_connections = 1
+
+    assert client.delete_webhook("wh_0001").deleted
+    assert sleeps == [0.5]
+    assert [r.method for r in api.seen] == ["DELETE", "DELETE"]
+
+
+def test_a_dropped_connection_is_never_retried_for_a_create(
+    client: MessagesClient, api: FakeMessagesAPI, sleeps: list[float]
+) -> None:
+    """The first request may have created the webhook: a second would deliver events twice."""
+    api.drop_connections = 1
+
+    with pytest.raises(MessagesConnectionError, match=f"could not reach {api.url}"):
+        client.create_webhook("+15551234567", "https://example.com/webhooks", ["message.sent"])
+
+    assert sleeps == []
+    assert len(api.seen) == 1
+
+
+def test_connections_that_keep_failing_are_retried_twice_then_reported(
+    client: MessagesClient, api: FakeMessagesAPI, sleeps: list[float]
+) -> None:
+    api.drop_connections = 3
+
+    with pytest.raises(MessagesConnectionError):
+        client.list_webhooks()
+
+    assert sleeps == [0.5, 1.0]
+    assert len(api.seen) == 3
+
+
+def test_an_unreachable_api_raises_a_connection_error_after_the_retries(
+    sleeps: list[float],
+) -> None:
     base = f"http://127.0.0.1:{free_port()}"
 
-    with MessagesClient("k", base_url=base) as client, pytest.raises(MessagesConnectionError):
+    client = MessagesClient("k", base_url=base, sleep=sleeps.append)
+    with client, pytest.raises(MessagesConnectionError, match=f"could not reach {base}: "):
         client.list_webhooks()
+
+    assert sleeps == [0.5, 1.0]
 
 
 def test_the_api_key_comes_from_the_environment(
@@ -269,11 +321,16 @@ async def test_the_async_client_creates_lists_retries_and_deletes(api: FakeMessa
         created = await client.create_webhook("+15551234567", "https://e.com/w", ["receipt.read"])
         for number in range(2):
             api.add("+15551234567", f"https://example.com/{number}", ["message.received"])
+        api.drop_connections = 1
         listed = await client.list_webhooks()
+        api.drop_connections = 1
         deleted = await client.delete_webhook(created.id)
+        api.drop_connections = 1
+        with pytest.raises(MessagesConnectionError):
+            await client.create_webhook("+15551234567", "https://e.com/x", ["receipt.read"])
 
     assert created.secret == "whsec_fake_secret_0001"
     assert [w.id for w in listed] == ["wh_0001", "wh_0002", "wh_0003"]
     assert deleted.deleted
-    assert sleeps == [0.5]
+    assert sleeps == [0.5, 0.5, 0.5]
     assert sorted(api.webhooks) == ["wh_0002", "wh_0003"]
