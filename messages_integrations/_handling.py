@@ -566,6 +566,7 @@ class Delivery:
             self._span.conclude(record)
             self._span_scope.__exit__(None, None, None)
         if logger.isEnabledFor(level):
+            verified = self.authenticated
             logger.log(
                 level,
                 "delivery %s (%s): %s, %d%s",
@@ -573,7 +574,12 @@ class Delivery:
                 record.event or "unknown event",
                 outcome,
                 response.status,
-                f" ({reason})" if reason else "",
+                f" ({reason})"
+                if reason
+                else f", verified by secret {position} of {len(receiver.secrets)}, "
+                f"{verified.scheme} scheme"
+                if verified is not None
+                else "",
                 extra=record.log_extra(),
             )
         receiver.observers.notify(record, observers)

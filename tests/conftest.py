@@ -15,12 +15,8 @@ from messages_integrations.testing import Recorder
 from tests.cli.servers import FakeMessagesAPI, fake_messages_api
 from tests.support.services import Service, memcached_service, redis_service
 
-# The official SDK's deliveries live in ../shared/vectors beside the checkout; a copy ships in
-# tests/vectors so that the suite also runs from an sdist.
-_VECTOR_PLACES = [
-    Path(__file__).parent / "vectors" / "official-sdk-deliveries.json",
-    Path(__file__).parents[2] / "shared" / "vectors" / "official-sdk-deliveries.json",
-]
+# Deliveries produced by the official TypeScript SDK's own buildWebhookDelivery and signWebhook.
+_VECTOR_PLACES = [Path(__file__).parent / "vectors" / "official-sdk-deliveries.json"]
 
 
 def load_vectors() -> list[dict[str, Any]]:

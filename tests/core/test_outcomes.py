@@ -114,6 +114,7 @@ def test_the_record_names_the_delivery_event_and_secret_position_never_the_secre
     assert logged.event == "reaction.added"  # type: ignore[attr-defined]
     # The second secret configured matched: positions count from 1.
     assert logged.secret_position == 2  # type: ignore[attr-defined]
+    assert "verified by secret 2 of 2, timestamped scheme" in logged.getMessage()
     assert SECRET not in caplog.text
 
 
