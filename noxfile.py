@@ -18,13 +18,14 @@ import logging
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typing", "tests", "django", "flask", "starlette"]
+nox.options.sessions = ["lint", "typing", "tests", "integration", "django", "flask", "starlette"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = ["3.11", "3.12", "3.13"]
@@ -36,6 +37,9 @@ FLASK_VERSIONS = ["3.0", "latest"]
 STARLETTE_VERSIONS = ["0.29", "latest"]
 # Each FastAPI release pins a narrow Starlette range: the one built on each Starlette above.
 FASTAPI_FOR_STARLETTE = {"0.29": "0.108", "latest": "latest"}
+# Tests against real Redis, memcached, Celery/RQ/Django Tasks workers and multi-worker servers:
+# run once, by the integration session, rather than on every Python of the matrix.
+INTEGRATION = ["tests/stores", "tests/queues", "tests/scaleout", "tests/observability"]
 
 
 def _installed(version: str) -> bool:
@@ -137,7 +141,18 @@ def tests(session: nox.Session) -> None:
     _ran_tests.append(session.python if isinstance(session.python, str) else RUNNING)
     # nox and uv: tests/cli/test_noxfile.py runs this file with only one Python on the PATH.
     session.install("-e", ".[all]", *TEST_DEPS, "nox", "uv")
-    session.run("pytest", *session.posargs)
+    skipped = [f"--ignore={folder}" for folder in INTEGRATION]
+    session.run("pytest", *skipped, *session.posargs)
+
+
+@nox.session(python=FRAMEWORK_PYTHON)
+def integration(session: nox.Session) -> None:
+    """Real components: shared stores, task-queue workers, gunicorn/uvicorn with several workers,
+    the exporters under instrumented servers. Needs redis-server and memcached installed."""
+    _say_where(session, "3.12")
+    session.install("-e", ".[all]", *TEST_DEPS)
+    present = [folder for folder in INTEGRATION if Path(folder).exists()]
+    session.run("pytest", *present, *session.posargs)
 
 
 @nox.session(python=FRAMEWORK_PYTHON)
@@ -154,7 +169,8 @@ def django(session: nox.Session, django: str) -> None:
     """The Django adapter against the oldest and newest Django supported."""
     _say_where(session, "3.12")
     session.install("-e", ".", _pin("django", django), *TEST_DEPS)
-    session.run("pytest", "tests/django", *session.posargs)
+    # tests/contract: the HTTP table against the Django endpoints (the others skip themselves).
+    session.run("pytest", "tests/django", "tests/contract", *session.posargs)
 
 
 @nox.session(python=FRAMEWORK_PYTHON)
@@ -163,7 +179,7 @@ def flask(session: nox.Session, flask: str) -> None:
     """The Flask adapter against the oldest and newest Flask supported."""
     _say_where(session, "3.12")
     session.install("-e", ".", _pin("flask", flask), *TEST_DEPS)
-    session.run("pytest", "tests/flask", *session.posargs)
+    session.run("pytest", "tests/flask", "tests/contract", *session.posargs)
 
 
 @nox.session(python=FRAMEWORK_PYTHON)
@@ -175,4 +191,4 @@ def starlette(session: nox.Session, starlette: str) -> None:
     # Django too: the middleware is also shown to wrap Django's ASGI application.
     pins = [_pin("starlette", starlette), _pin("fastapi", fastapi), "django"]
     session.install("-e", ".", *pins, *TEST_DEPS)
-    session.run("pytest", "tests/starlette", *session.posargs)
+    session.run("pytest", "tests/starlette", "tests/contract", *session.posargs)

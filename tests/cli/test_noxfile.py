@@ -28,6 +28,7 @@ EVERY_OTHER_SESSION = [
     "lint",
     "typing",
     "bench",
+    "integration",
     "django(django='5.2')",
     "django(django='latest')",
     "flask(flask='3.0')",
@@ -47,7 +48,17 @@ def _path_with_one_python(folder: Path) -> str:
 def test_with_one_python_only_the_extra_test_versions_are_left_out(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": _path_with_one_python(tmp_path / "bin")}
     env.pop("PYENV_VERSION", None)
-    sessions = ["demo", "lint", "typing", "tests", "bench", "django", "flask", "starlette"]
+    sessions = [
+        "demo",
+        "lint",
+        "typing",
+        "tests",
+        "bench",
+        "integration",
+        "django",
+        "flask",
+        "starlette",
+    ]
     result = subprocess.run(
         [
             sys.executable,
