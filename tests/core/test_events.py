@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from typing import Any
 
 import msgspec
@@ -503,3 +505,18 @@ def test_deep_nesting_hidden_among_many_siblings_is_still_refused() -> None:
 def test_parse_event_refuses_other_types() -> None:
     with pytest.raises(TypeError, match="bytes, str or a mapping"):
         parse_event(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [lambda event: pickle.loads(pickle.dumps(event)), copy.copy, copy.deepcopy],  # noqa: S301
+    ids=["pickle", "copy", "deepcopy"],
+)
+@pytest.mark.parametrize("source", ["bytes", "mapping"])
+def test_pickles_and_copies_keep_raw_with_its_unknown_fields(duplicate: Any, source: str) -> None:
+    body = envelope("reaction.added", sample_data("reaction.added"), api_version="2027-01-01")
+    event = parse_event(json.dumps(body).encode() if source == "bytes" else body)
+    again = duplicate(event)
+    assert type(again) is ReactionAdded
+    assert again == event
+    assert again.raw == body
