@@ -298,8 +298,8 @@ def _check_utf8(body: bytes) -> None:
     """Refuse bytes that are not UTF-8 (surrogates' encodings included), wherever they are.
 
     msgspec checks the strings it decodes, not those it skips (unknown fields). Decoding a long
-    body in chunks cut at ASCII bytes, and only the chunks that are not plain ASCII, costs a
-    fraction of decoding it whole.
+    body in chunks, and only the chunks that are not plain ASCII, costs a fraction of decoding
+    it whole (which builds a string four bytes a character as soon as one emoji appears).
     """
     try:
         if len(body) <= _UTF8_CHUNK:
@@ -308,8 +308,12 @@ def _check_utf8(body: bytes) -> None:
         start, size = 0, len(body)
         while start < size:
             end = start + _UTF8_CHUNK
-            while end < size and body[end] >= 0x80:  # never cut a multi-byte sequence
-                end += 1
+            # Cut before a byte that starts a character, never inside a valid sequence: at most
+            # three continuation bytes follow a start, so three steps back find one if valid.
+            for _ in range(3):
+                if end >= size or not 0x80 <= body[end] < 0xC0:
+                    break
+                end -= 1
             chunk = body[start:end]
             if not chunk.isascii():
                 chunk.decode("utf-8")

@@ -520,3 +520,25 @@ def test_pickles_and_copies_keep_raw_with_its_unknown_fields(duplicate: Any, sou
     assert type(again) is ReactionAdded
     assert again == event
     assert again.raw == body
+
+
+@pytest.mark.parametrize("size", [100, 8_191, 8_192, 8_193, 40_000])
+@pytest.mark.parametrize("char", ["é", "中", "🍝"])
+def test_long_non_ascii_text_is_valid_utf8_wherever_chunks_are_cut(size: int, char: str) -> None:
+    # Long bodies are checked in chunks: no cut may split a character, nor hide a bad byte.
+    text = "x" * (size % 7) + char * (size // len(char.encode()))
+    data = sample_data("message.received") | {"text": text}
+    body = encoded("message.received", data, note=text)
+    assert parse_event(body).data.text == text
+    for position in (len(body) // 2, len(body) - 40, 8_192, 16_384):
+        if position >= len(body) or body[position] < 0x80:
+            continue
+        broken = body[:position] + b"\xff" + body[position + 1 :]
+        with pytest.raises(InvalidPayloadError, match="UTF-8"):
+            parse_event(broken)
+
+
+def test_a_long_text_without_any_ascii_byte_is_valid_utf8() -> None:
+    text = "中" * 300_000  # 900 KB without a single ASCII byte
+    body = encoded("message.received", sample_data("message.received") | {"text": text})
+    assert parse_event(body).data.text == text
