@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from itertools import accumulate
-from typing import Any, ClassVar, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 
 import msgspec
 
@@ -50,7 +50,9 @@ EVENT_NAMES: Final = (
 )
 
 
-class Attachment(msgspec.Struct, frozen=True):
+# The data classes hold only strings, numbers and tuples of each other, so they can never be part
+# of a reference cycle: ``gc=False`` spares the garbage collector from tracking them.
+class Attachment(msgspec.Struct, frozen=True, gc=False):
     """A file attached to a message; every field may be null on the wire."""
 
     filename: str | None = None
@@ -60,7 +62,7 @@ class Attachment(msgspec.Struct, frozen=True):
     transcription: str | None = None  # set on voice memos
 
 
-class Message(msgspec.Struct, frozen=True):
+class Message(msgspec.Struct, frozen=True, gc=False):
     """The ``data`` of ``message.received`` and ``message.sent``."""
 
     id: str
@@ -80,7 +82,7 @@ class Message(msgspec.Struct, frozen=True):
     service: str | None = None
 
 
-class Reaction(msgspec.Struct, frozen=True):
+class Reaction(msgspec.Struct, frozen=True, gc=False):
     """The ``data`` of ``reaction.added`` and ``reaction.removed``; ``type`` is the tapback name."""
 
     id: str
@@ -94,7 +96,7 @@ class Reaction(msgspec.Struct, frozen=True):
     line_handle: str | None = None
 
 
-class TypingIndicator(msgspec.Struct, frozen=True):
+class TypingIndicator(msgspec.Struct, frozen=True, gc=False):
     """The ``data`` of ``typing.started`` and ``typing.stopped``."""
 
     id: str
@@ -105,7 +107,7 @@ class TypingIndicator(msgspec.Struct, frozen=True):
     line_handle: str | None = None
 
 
-class ReadReceipt(msgspec.Struct, frozen=True):
+class ReadReceipt(msgspec.Struct, frozen=True, gc=False):
     """The ``data`` of ``receipt.read``."""
 
     id: str
@@ -153,6 +155,24 @@ class Event(msgspec.Struct, Generic[DataT], frozen=True, dict=True):
                 cached = msgspec.to_builtins(self)
             state["_raw"] = cached
         return cached
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Carry the body along, so that ``raw`` survives a pickle or a copy with its unknown
+        # fields (a task queue, a cache).
+        fields = msgspec.structs.asdict(self)
+        return (_restore, (type(self), fields, self.__dict__.get("_source")))
+
+    def __copy__(self) -> Self:
+        copied = msgspec.structs.replace(self)
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+
+def _restore(cls: type[Event[Any]], fields: dict[str, Any], source: object) -> Event[Any]:
+    event = cls(**fields)
+    if source is not None:
+        event.__dict__["_source"] = source
+    return event
 
 
 class MessageReceived(Event[Message], frozen=True, tag_field="event", tag="message.received"):
@@ -246,14 +266,19 @@ _UTF8_CHUNK = 8192
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _BRACKETS)
+_NOT_OPENERS = bytes(byte for byte in range(256) if byte not in b"[{")
+_SHORT_BODY = 2048
 _DEPTH_STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in range(256)]
 
 
 def _few_openers(body: bytes, limit: int) -> bool:
     """Whether ``body`` holds at most ``limit`` brackets and braces, so no deeper nesting."""
+    if len(body) <= _SHORT_BODY:
+        # One pass in C keeping only "[" and "{", the cheapest count for a short body.
+        return len(body.translate(None, _NOT_OPENERS)) <= limit
     count = 0
     find = body.find
-    for opener in (b"{", b"["):  # memchr-fast, and a delivery holds only a handful
+    for opener in (b"{", b"["):  # memchr-fast over a long body holding a handful of them
         at = find(opener)
         while at >= 0:
             count += 1
@@ -273,8 +298,8 @@ def _check_utf8(body: bytes) -> None:
     """Refuse bytes that are not UTF-8 (surrogates' encodings included), wherever they are.
 
     msgspec checks the strings it decodes, not those it skips (unknown fields). Decoding a long
-    body in chunks cut at ASCII bytes, and only the chunks that are not plain ASCII, costs a
-    fraction of decoding it whole.
+    body in chunks, and only the chunks that are not plain ASCII, costs a fraction of decoding
+    it whole (which builds a string four bytes a character as soon as one emoji appears).
     """
     try:
         if len(body) <= _UTF8_CHUNK:
@@ -283,8 +308,12 @@ def _check_utf8(body: bytes) -> None:
         start, size = 0, len(body)
         while start < size:
             end = start + _UTF8_CHUNK
-            while end < size and body[end] >= 0x80:  # never cut a multi-byte sequence
-                end += 1
+            # Cut before a byte that starts a character, never inside a valid sequence: at most
+            # three continuation bytes follow a start, so three steps back find one if valid.
+            for _ in range(3):
+                if end >= size or not 0x80 <= body[end] < 0xC0:
+                    break
+                end -= 1
             chunk = body[start:end]
             if not chunk.isascii():
                 chunk.decode("utf-8")

@@ -265,13 +265,15 @@ def _timestamp_candidates(body: bytes) -> Iterator[bytes]:
     """
     half = MAX_TIMESTAMP_CANDIDATES // 2
     from_end, from_start = _keys_from_the_end(body, half), _keys_from_the_start(body, half)
-    seen: set[int] = set()
+    seen_keys: set[int] = set()  # the two ends meet in a body with few keys
+    seen_values: set[bytes] = set()  # a value repeated is hashed once
     for position in _alternate(from_end, from_start):
-        if position in seen:
+        if position in seen_keys:
             continue
-        seen.add(position)
+        seen_keys.add(position)
         candidate = _candidate_at(body, position)
-        if candidate is not None:
+        if candidate is not None and candidate not in seen_values:
+            seen_values.add(candidate)
             yield candidate
 
 

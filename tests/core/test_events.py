@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from typing import Any
 
 import msgspec
@@ -503,3 +505,40 @@ def test_deep_nesting_hidden_among_many_siblings_is_still_refused() -> None:
 def test_parse_event_refuses_other_types() -> None:
     with pytest.raises(TypeError, match="bytes, str or a mapping"):
         parse_event(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [lambda event: pickle.loads(pickle.dumps(event)), copy.copy, copy.deepcopy],  # noqa: S301
+    ids=["pickle", "copy", "deepcopy"],
+)
+@pytest.mark.parametrize("source", ["bytes", "mapping"])
+def test_pickles_and_copies_keep_raw_with_its_unknown_fields(duplicate: Any, source: str) -> None:
+    body = envelope("reaction.added", sample_data("reaction.added"), api_version="2027-01-01")
+    event = parse_event(json.dumps(body).encode() if source == "bytes" else body)
+    again = duplicate(event)
+    assert type(again) is ReactionAdded
+    assert again == event
+    assert again.raw == body
+
+
+@pytest.mark.parametrize("size", [100, 8_191, 8_192, 8_193, 40_000])
+@pytest.mark.parametrize("char", ["é", "中", "🍝"])
+def test_long_non_ascii_text_is_valid_utf8_wherever_chunks_are_cut(size: int, char: str) -> None:
+    # Long bodies are checked in chunks: no cut may split a character, nor hide a bad byte.
+    text = "x" * (size % 7) + char * (size // len(char.encode()))
+    data = sample_data("message.received") | {"text": text}
+    body = encoded("message.received", data, note=text)
+    assert parse_event(body).data.text == text
+    for position in (len(body) // 2, len(body) - 40, 8_192, 16_384):
+        if position >= len(body) or body[position] < 0x80:
+            continue
+        broken = body[:position] + b"\xff" + body[position + 1 :]
+        with pytest.raises(InvalidPayloadError, match="UTF-8"):
+            parse_event(broken)
+
+
+def test_a_long_text_without_any_ascii_byte_is_valid_utf8() -> None:
+    text = "中" * 300_000  # 900 KB without a single ASCII byte
+    body = encoded("message.received", sample_data("message.received") | {"text": text})
+    assert parse_event(body).data.text == text

@@ -501,15 +501,23 @@ def test_a_signed_nested_timestamp_is_what_the_hmac_decides() -> None:
 def test_candidates_are_bounded_from_both_ends() -> None:
     # Eight keys at most: four from each end. A real timestamp in the middle of more is not
     # found without the header; with it, the delivery verifies.
-    many = [{"timestamp": n} for n in range(6)]
-    data = sample_data("receipt.read") | {"before": many}
-    envelope = {"event": "receipt.read", "data": data, "timestamp": NOW_MS, "after": many}
+    before = [{"timestamp": n} for n in range(6)]
+    after = [{"timestamp": n} for n in range(100, 106)]
+    data = sample_data("receipt.read") | {"before": before}
+    envelope = {"event": "receipt.read", "data": data, "timestamp": NOW_MS, "after": after}
     body = json.dumps(envelope).encode()
     signature = body_scheme_free(body, NOW_MS)
     with pytest.raises(SignatureVerificationError, match="8 timestamp"):
         verify_webhook(body, signature, SECRET, tolerance=None)
     event = verify_webhook(body, signature, SECRET, timestamp=NOW_MS, clock=clock_at(NOW_MS))
     assert event.timestamp == NOW_MS
+
+
+def test_repeated_values_are_tried_once() -> None:
+    decoys = [{"timestamp": 7} for _ in range(10)]
+    body = message_body(decoys=decoys)
+    with pytest.raises(SignatureVerificationError, match="with 2 timestamp"):
+        verify_webhook(body, "ab" * 32, SECRET)
 
 
 def test_a_huge_run_of_digits_is_no_candidate_and_costs_a_glance() -> None:
