@@ -208,29 +208,22 @@ def _wrapped_chain(view: Any) -> Iterable[Any]:
 
 
 def _webhook_options(view: Any) -> tuple[bool, int | None]:
-    """Whether ``view`` is one of this library's webhook views, and its own ``max_body_size``."""
-    from .conf import Endpoint
-    from .views import MessagesWebhookView
+    """Whether ``view`` is one of this library's webhook views, and its ``max_body_size``."""
+    from .views import ENDPOINT_ATTRIBUTE
 
     for layer in _wrapped_chain(view):
-        view_class = getattr(layer, "view_class", None)
-        if isinstance(view_class, type) and issubclass(view_class, MessagesWebhookView):
-            initkwargs = getattr(layer, "view_initkwargs", None) or {}
-            return True, initkwargs.get("max_body_size", view_class.max_body_size)
-        # @messages_webhook's wrapper closes over the Endpoint its options made.
-        for cell in getattr(layer, "__closure__", None) or ():
+        endpoint = getattr(layer, ENDPOINT_ATTRIBUTE, None)
+        if endpoint is not None:
             try:
-                contents = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            if isinstance(contents, Endpoint):
-                return True, contents.max_body_size
+                return True, endpoint.receiver().max_body_size
+            except ConfigurationError:
+                return True, None  # the view answers 500 not_configured; the default applies
     return False, None
 
 
 def _too_large(scope: Scope, limit: int) -> WebhookResponse:
     delivery_id = (_header(scope, b"x-webhook-delivery-id") or b"(no id)").decode("latin-1")
-    logger.warning("refused delivery %s: body larger than %d bytes", delivery_id, limit)
+    logger.info("refused delivery %s: body larger than %d bytes", delivery_id, limit)
     return _error(413, "payload_too_large", f"the body exceeds {limit} bytes", close=True)
 
 

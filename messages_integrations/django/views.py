@@ -58,9 +58,15 @@ def _response(answer: WebhookResponse) -> HttpResponse:
     return response
 
 
-def _exempt(view: Callable[P, Any]) -> Callable[P, Any]:
+#: The attribute naming a webhook view's Endpoint (read by ``messages_integrations.django.asgi``).
+ENDPOINT_ATTRIBUTE = "messages_webhook_endpoint"
+
+
+def _exempt(view: Callable[P, Any], endpoint: Endpoint) -> Callable[P, Any]:
     # Deliveries carry a signature, not a CSRF token or a session.
-    return login_not_required(csrf_exempt(view))
+    exempt = login_not_required(csrf_exempt(view))
+    setattr(exempt, ENDPOINT_ATTRIBUTE, endpoint)
+    return exempt
 
 
 class _ViewFailedError(Exception):
@@ -154,7 +160,8 @@ class MessagesWebhookView(View):
         """The view function, exempt from CSRF checks and from ``LoginRequiredMiddleware``."""
         options = {name: initkwargs.pop(name) for name in list(initkwargs) if name in OPTION_NAMES}
         # One Endpoint per as_view() call: its store outlives the per-request view instances.
-        return _exempt(super().as_view(**initkwargs, _endpoint=Endpoint(**options)))
+        endpoint = Endpoint(**options)
+        return _exempt(super().as_view(**initkwargs, _endpoint=endpoint), endpoint)
 
     # A sync view: under WSGI an async one would start an event loop for every request (about
     # 1 ms); under ASGI Django runs this in its thread for sync code, off the event loop, and
@@ -246,7 +253,7 @@ def messages_webhook(view: Any = None, /, **options: Any) -> Any:
 
     def decorate(view: Any) -> Any:
         if iscoroutinefunction(view):
-            return _exempt(_async_wrapper(endpoint, view))
-        return _exempt(_sync_wrapper(endpoint, view))
+            return _exempt(_async_wrapper(endpoint, view), endpoint)
+        return _exempt(_sync_wrapper(endpoint, view), endpoint)
 
     return decorate if view is None else decorate(view)
