@@ -47,7 +47,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the package and the type-checked examples in tests/typing."""
+    """mypy --strict over the package and the tests, then the examples it must reject."""
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "typing"))
     session.run("mypy", *session.posargs)
     # The examples that must NOT type-check: each marked line has to be reported.

@@ -239,13 +239,12 @@ class DjangoEndpoint:
             if self.use_async:
                 return _through_asgi(ASGIHandler(), "/webhooks", _pieces(chunks), headers, "POST")
             # What gunicorn hands Django for a chunked body: no CONTENT_LENGTH, a stream that ends.
-            stream = io.BytesIO(b"".join(chunks))
+            environ: dict[str, Any] = {
+                "wsgi.input": io.BytesIO(b"".join(chunks)),
+                "wsgi.input_terminated": True,
+            }
             response = Client(enforce_csrf_checks=True).generic(
-                "POST",
-                "/webhooks",
-                b"",
-                headers=dict(headers),
-                **{"wsgi.input": stream, "wsgi.input_terminated": True},
+                "POST", "/webhooks", b"", headers=dict(headers), **environ
             )
             return Answer(response.status_code, _lower(response.headers.items()), response.content)
 
