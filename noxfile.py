@@ -127,7 +127,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=TYPING_PYTHON)
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the package and the type-checked examples in tests/typing."""
+    """mypy --strict over the package and the tests, then the examples it must reject."""
     _say_where(session, PYTHONS[0])
     session.install("-e", ".[all]", *nox.project.dependency_groups(PYPROJECT, "typing"))
     session.run("mypy", *session.posargs)

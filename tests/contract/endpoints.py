@@ -8,8 +8,9 @@ and Django's view (WSGI and ASGI) and decorator, each through its framework's ow
 # No `from __future__ import annotations`: FastAPI resolves the route's annotations at runtime.
 
 import asyncio
+import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,11 +41,16 @@ class Endpoint(Protocol):
     name: str
     #: Whether the framework, not the library, answers other methods (FastAPI's routing).
     own_405: bool
-    #: Whether a refusal's JSON body is the library's (a route of your own answers the 200s).
+    #: Whether the user's own route or view answers a verified delivery (refusals stay the
+    #: library's): the FastAPI dependency and Django's decorator.
     own_success_body: bool
 
     def post(self, body: bytes, headers: Headers, method: str = "POST") -> Answer:
         """Send one request; return the answer."""
+        ...
+
+    def post_chunked(self, chunks: Sequence[bytes], headers: Headers) -> Answer:
+        """POST a body in pieces without Content-Length, as a server passes on a chunked body."""
         ...
 
 
@@ -54,6 +60,21 @@ Factory = Callable[..., Endpoint]
 
 def _lower(pairs: Any) -> dict[str, str]:
     return {str(name).lower(): str(value) for name, value in pairs}
+
+
+async def _pieces(chunks: Sequence[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _through_asgi(app: Any, path: str, body: Any, headers: Headers, method: str) -> Answer:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.request(method, path, content=body, headers=list(headers))
+
+    response = asyncio.run(go())
+    return Answer(response.status_code, _lower(response.headers.items()), response.content)
 
 
 # --- the core, with no framework -------------------------------------------------------------
@@ -74,6 +95,13 @@ class CoreEndpoint:
             answer = asyncio.run(self.receiver.ahandle(method, list(headers), body))
         else:
             answer = self.receiver.handle(method, list(headers), body)
+        return Answer(answer.status, _lower(answer.headers), answer.body)
+
+    def post_chunked(self, chunks: Sequence[bytes], headers: Headers) -> Answer:
+        if self.use_async:
+            answer = asyncio.run(self.receiver.ahandle("POST", list(headers), _pieces(chunks)))
+        else:
+            answer = self.receiver.handle("POST", list(headers), iter(chunks))
         return Answer(answer.status, _lower(answer.headers), answer.body)
 
 
@@ -102,13 +130,10 @@ class AsgiEndpoint:
     own_success_body: bool = False
 
     def post(self, body: bytes, headers: Headers, method: str = "POST") -> Answer:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                return await c.request(method, self.path, content=body, headers=list(headers))
+        return _through_asgi(self.app, self.path, body, headers, method)
 
-        response = asyncio.run(go())
-        return Answer(response.status_code, _lower(response.headers.items()), response.content)
+    def post_chunked(self, chunks: Sequence[bytes], headers: Headers) -> Answer:
+        return _through_asgi(self.app, self.path, _pieces(chunks), headers, "POST")
 
 
 def starlette_middleware(router: WebhookRouter, **options: Any) -> Endpoint:
@@ -136,7 +161,7 @@ def fastapi_dependency(router: WebhookRouter, **options: Any) -> Endpoint:
     async def receive(event: Annotated[Event[Any], Depends(verified)]) -> dict[str, Any]:
         return {"status": "ok", "event": event.event, "delivery_id": event.delivery_id}
 
-    return AsgiEndpoint(app, "/webhooks", "fastapi", own_405=True)
+    return AsgiEndpoint(app, "/webhooks", "fastapi", own_405=True, own_success_body=True)
 
 
 # --- Flask -------------------------------------------------------------------------------------
@@ -155,6 +180,17 @@ class FlaskEndpoint:
         with self.app.test_client() as client:
             response = client.open("/webhooks", method=method, data=body, headers=list(headers))
             return Answer(response.status_code, _lower(response.headers.items()), response.data)
+
+    def post_chunked(self, chunks: Sequence[bytes], headers: Headers) -> Answer:
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        pairs = [*headers, ("Transfer-Encoding", "chunked")]
+        environ = EnvironBuilder(path="/webhooks", method="POST", headers=pairs).get_environ()
+        # What a WSGI server passes on for a chunked body: no length, a stream that ends.
+        environ.update({"wsgi.input": io.BytesIO(b"".join(chunks)), "wsgi.input_terminated": True})
+        body, status, response_headers = run_wsgi_app(self.app, environ, buffered=True)
+        code = int(status.split()[0])
+        return Answer(code, _lower(response_headers.items()), b"".join(body))
 
 
 def flask_blueprint(router: WebhookRouter, **options: Any) -> Endpoint:
@@ -191,6 +227,26 @@ class DjangoEndpoint:
         django_urls.route(self.view)
         with override_settings(ROOT_URLCONF="tests.contract.django_urls"):
             return self._send(body, headers, method, async_to_sync, AsyncClient, Client)
+
+    def post_chunked(self, chunks: Sequence[bytes], headers: Headers) -> Answer:
+        from django.core.handlers.asgi import ASGIHandler
+        from django.test import Client, override_settings
+
+        from tests.contract import django_urls
+
+        django_urls.route(self.view)
+        with override_settings(ROOT_URLCONF="tests.contract.django_urls"):
+            if self.use_async:
+                return _through_asgi(ASGIHandler(), "/webhooks", _pieces(chunks), headers, "POST")
+            # What gunicorn hands Django for a chunked body: no CONTENT_LENGTH, a stream that ends.
+            environ: dict[str, Any] = {
+                "wsgi.input": io.BytesIO(b"".join(chunks)),
+                "wsgi.input_terminated": True,
+            }
+            response = Client(enforce_csrf_checks=True).generic(
+                "POST", "/webhooks", b"", headers=dict(headers), **environ
+            )
+            return Answer(response.status_code, _lower(response.headers.items()), response.content)
 
     def _send(
         self,

@@ -19,6 +19,7 @@ from messages_integrations import (
     WebhookRouter,
     sign_webhook,
 )
+from messages_integrations.queues import Job, TaskQueue
 from messages_integrations.testing import Delivery, Recorder, build_delivery
 from tests.contract.conftest import SECRET
 from tests.contract.endpoints import Answer, Endpoint
@@ -155,6 +156,26 @@ def test_a_body_at_the_limit_is_accepted(make: Any, recorder: Recorder) -> None:
     assert recorder.count() == 1
 
 
+def pieces(body: bytes, size: int = 100) -> list[bytes]:
+    return [body[start : start + size] for start in range(0, len(body), size)]
+
+
+def test_a_chunked_body_over_the_limit_gets_413(make: Any, recorder: Recorder) -> None:
+    endpoint = make(max_body_size=500)
+    delivery = build_delivery("message.received", secret=SECRET)
+    answer = endpoint.post_chunked(pieces(delivery.body), list(delivery.headers.items()))
+    assert_refused(answer, 413, "payload_too_large")
+    assert recorder.count() == 0
+
+
+def test_a_chunked_body_at_the_limit_is_accepted(make: Any, recorder: Recorder) -> None:
+    delivery = build_delivery("message.received", secret=SECRET)
+    endpoint = make(max_body_size=len(delivery.body))
+    answer = endpoint.post_chunked(pieces(delivery.body), list(delivery.headers.items()))
+    assert answer.status == 200
+    assert recorder.count() == 1
+
+
 # --- 401 ------------------------------------------------------------------------------------
 
 
@@ -256,6 +277,51 @@ def test_a_failing_handler_gets_500_after_every_handler_ran_and_its_retry_runs(
     assert len(attempts) == 2
 
 
+# --- 202 ------------------------------------------------------------------------------------
+
+
+class ListQueue(TaskQueue):
+    """A task queue whose broker is a list in this process; ``down`` makes it refuse jobs."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.jobs: list[Job] = []
+        self.down = down
+
+    def enqueue(self, job: Job) -> None:
+        if self.down:
+            raise ConnectionError("broker unreachable at redis://:p4ssw0rd@10.0.0.2")
+        self.jobs.append(job)
+
+
+def background_router(ran: list[str]) -> WebhookRouter:
+    router = WebhookRouter()
+    router.on("message.received", background=True)(lambda event: ran.append(event.event))
+    return router
+
+
+def test_a_delivery_whose_handlers_all_run_in_the_background_gets_202_queued(make: Any) -> None:
+    ran: list[str] = []
+    queue = ListQueue()
+    endpoint = make(router=background_router(ran), queue=queue)
+    delivery = build_delivery("message.received", secret=SECRET)
+    answer = send(endpoint, delivery)
+    if endpoint.own_success_body:
+        assert answer.status == 200  # the user's own route or view answered
+    else:
+        assert answer.status == 202
+        assert answer.json() == {
+            "status": "queued",
+            "event": "message.received",
+            "delivery_id": delivery.delivery_id,
+        }
+    assert ran == []  # a worker runs them, not the request
+    assert [(job.event, job.body) for job in queue.jobs] == [
+        ("message.received", delivery.body.decode())
+    ]
+    assert send(endpoint, delivery).json()["status"] == "duplicate"
+    assert len(queue.jobs) == 1
+
+
 # --- 503 ------------------------------------------------------------------------------------
 
 
@@ -284,6 +350,24 @@ def test_a_store_outage_gets_503_with_retry_after_and_runs_no_handler(
     assert answer.headers["retry-after"].isdigit()
     assert b"p4ssw0rd" not in answer.body
     assert recorder.count() == 0
+
+
+def test_a_broker_outage_gets_503_with_retry_after_and_releases_the_delivery(make: Any) -> None:
+    ran: list[str] = []
+    queue = ListQueue(down=True)
+    endpoint = make(router=background_router(ran), queue=queue)
+    delivery = build_delivery("message.received", secret=SECRET)
+    answer = send(endpoint, delivery)
+    assert_refused(answer, 503, "queue_unavailable")
+    assert answer.headers["retry-after"].isdigit()
+    assert b"p4ssw0rd" not in answer.body
+    # The claim was released: the sender's retry is queued, neither a duplicate nor a 409.
+    queue.down = False
+    retry = send(endpoint, delivery)
+    assert retry.status in (200, 202)
+    assert retry.json()["status"] != "duplicate"
+    assert len(queue.jobs) == 1
+    assert ran == []
 
 
 def test_no_answer_ever_contains_the_secret_or_the_expected_signature(

@@ -167,7 +167,7 @@ def test_events_and_their_data_are_immutable() -> None:
     with pytest.raises(AttributeError):
         event.timestamp = 0  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        event.data.type = "like"  # type: ignore[misc]
+        event.data.type = "like"
     message = parse_event(envelope("message.sent", sample_data("message.sent")))
     assert isinstance(message.data.attachments, tuple)
 

@@ -322,7 +322,7 @@ def test_seed_page_minimal_delivery_verifies_with_the_body_scheme() -> None:
 
 @pytest.mark.parametrize("position", [0, 1, 2])
 def test_any_of_several_secrets_may_match(position: int) -> None:
-    secrets = ["whsec_line_a", "whsec_line_b", b"whsec_line_c"]
+    secrets: list[str | bytes] = ["whsec_line_a", "whsec_line_b", b"whsec_line_c"]
     delivery = build_delivery("typing.started", secret=secrets[position], timestamp=NOW_MS)
     event = verify_webhook(
         delivery.body, delivery.signature, secrets, timestamp=NOW_MS, clock=clock_at(NOW_MS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,19 +79,9 @@ def send(request: pytest.FixtureRequest) -> Send:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_recorders() -> Iterator[None]:
+def _fresh_recorders() -> None:
     default_router.restore(_STARTUP_HANDLERS)
-    for recorder in (
-        messages_webhooks.received,
-        messages_webhooks.messages,
-        urls.after_failure,
-        urls.slow_seen,
-        urls.line_b_seen,
-    ):
+    for recorder in (messages_webhooks.received, messages_webhooks.messages, urls.line_b_seen):
         recorder.clear()
     urls.calls.clear()
     urls.handler_threads.clear()
-    urls.entered.clear()
-    urls.gate.clear()
-    yield
-    urls.gate.set()  # never leave a handler waiting

@@ -27,10 +27,16 @@ def test_handlers_module_of_every_installed_app_is_imported_at_startup() -> None
     assert messages_webhooks.remember_message in default_router.handlers_for("message.received")
 
 
-def test_autodiscovered_handlers_receive_deliveries(send: Send) -> None:
+@pytest.mark.parametrize("path", ["/webhooks/messages", "/webhooks/async"])
+def test_the_ready_views_serve_the_settings_secret_and_the_autodiscovered_handlers(
+    send: Send, path: str
+) -> None:
     delivery = build_delivery("message.received", secret=SECRET)
-    assert send("/webhooks/messages", delivery.body, delivery.headers).status == 200
+    answers = [send(path, delivery.body, delivery.headers) for _ in "ab"]
+    assert [answer.json()["status"] for answer in answers] == ["ok", "duplicate"]
     assert [e.delivery_id for e in messages_webhooks.messages.events] == [delivery.delivery_id]
+    forged = build_delivery("message.received", secret="whsec_someone_else")
+    assert send(path, forged.body, forged.headers).status == 401
 
 
 @pytest.fixture

@@ -53,37 +53,50 @@ def test_secret_of_the_wrong_type_is_an_error() -> None:
     assert list(our_messages()) == ["messages_integrations.E001"]
 
 
+def the_setting_error(setting: str) -> checks.CheckMessage:
+    """The one message of the checks, which must be E002 naming ``setting``."""
+    found = our_messages()
+    assert list(found) == ["messages_integrations.E002"]
+    error = found["messages_integrations.E002"]
+    assert error.level == checks.ERROR
+    assert setting in error.msg
+    return error
+
+
 @pytest.mark.parametrize("value", ["five minutes", -1, True, float("nan")])
-def test_unusable_tolerance_is_a_warning(value: object) -> None:
+def test_unusable_tolerance_is_an_error_naming_the_setting(value: object) -> None:
     with override_settings(MESSAGES_WEBHOOK_TOLERANCE=value):
-        found = our_messages()
-    assert list(found) == ["messages_integrations.W001"]
-    assert found["messages_integrations.W001"].level == checks.WARNING
-    assert "MESSAGES_WEBHOOK_TOLERANCE" in found["messages_integrations.W001"].msg
+        the_setting_error("MESSAGES_WEBHOOK_TOLERANCE")
 
 
-@pytest.mark.parametrize("value", [60, 0.5, "120", None])
+@pytest.mark.parametrize("value", [60, 0.5, "120", None, "off"])
 def test_usable_tolerance_passes(value: object) -> None:
     with override_settings(MESSAGES_WEBHOOK_TOLERANCE=value):
         assert our_messages() == {}
 
 
 @pytest.mark.parametrize("value", ["1 MB", 0, -5, 2.5, None])
-def test_unusable_max_body_size_is_a_warning(value: object) -> None:
+def test_unusable_max_body_size_is_an_error_naming_the_setting(value: object) -> None:
     with override_settings(MESSAGES_WEBHOOK_MAX_BODY_SIZE=value):
-        assert list(our_messages()) == ["messages_integrations.W002"]
+        the_setting_error("MESSAGES_WEBHOOK_MAX_BODY_SIZE")
+
+
+def test_unusable_setting_fails_manage_py_check() -> None:
+    with (
+        override_settings(MESSAGES_WEBHOOK_DEDUP_TTL="three days"),
+        pytest.raises(SystemCheckError, match=r"messages_integrations\.E002"),
+    ):
+        call_command("check")
 
 
 @override_settings(MESSAGES_WEBHOOK_ROUTER="tests.django.nowhere.router")
 def test_router_that_cannot_be_imported_is_an_error() -> None:
-    assert list(our_messages()) == ["messages_integrations.E002"]
+    the_setting_error("MESSAGES_WEBHOOK_ROUTER")
 
 
-@override_settings(MESSAGES_WEBHOOK_STORE="tests.django.urls.failing_router")
+@override_settings(MESSAGES_WEBHOOK_STORE="tests.django.urls.line_b_router")
 def test_store_that_is_not_a_store_is_an_error() -> None:
-    found = our_messages()
-    assert list(found) == ["messages_integrations.E003"]
-    assert "DeliveryStore" in found["messages_integrations.E003"].msg
+    assert "DeliveryStore" in the_setting_error("MESSAGES_WEBHOOK_STORE").msg
 
 
 @override_settings(

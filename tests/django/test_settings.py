@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
 import pytest
-from django.test import Client, override_settings
+from django.test import override_settings
 
-from messages_integrations import ConfigurationError, InMemoryDeliveryStore, sign_webhook
+from messages_integrations import InMemoryDeliveryStore, sign_webhook
 from messages_integrations.testing import build_delivery
 
 from . import urls
@@ -22,6 +24,12 @@ def status(
 ) -> int:
     delivery = build_delivery("message.received", secret=secret, timestamp=timestamp)
     return send(path, delivery.body, delivery.headers).status
+
+
+def status_and_body(send: Send) -> tuple[int, dict[str, Any]]:
+    delivery = build_delivery("message.received", secret=SECRET)
+    answer = send(WEBHOOK, delivery.body, delivery.headers)
+    return answer.status, answer.json()
 
 
 @override_settings(MESSAGES_WEBHOOK_SECRET=["whsec_old", "whsec_new"])
@@ -44,14 +52,22 @@ def test_argument_wins_over_the_setting(send: Send) -> None:
     assert [status(send, s, "/webhooks/line-b") for s in (SECRET, urls.LINE_B_SECRET)] == [401, 200]
 
 
+NOT_CONFIGURED = {
+    "error": "not_configured",
+    "message": "the webhook endpoint is not configured; see the server log",
+}
+
+
 @override_settings(MESSAGES_WEBHOOK_SECRET=None)
-def test_no_secret_anywhere_fails_the_request_naming_the_setting(
-    monkeypatch: pytest.MonkeyPatch,
+def test_no_secret_anywhere_answers_500_and_logs_the_setting_to_set(
+    send: Send, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("MESSAGES_WEBHOOK_SECRET", raising=False)
     delivery = build_delivery("message.received", secret=SECRET)
-    with pytest.raises(ConfigurationError, match="MESSAGES_WEBHOOK_SECRET"):
-        Client().post(WEBHOOK, delivery.body, "application/json", headers=delivery.headers)
+    with caplog.at_level(logging.ERROR, logger="messages_integrations"):
+        answer = send(WEBHOOK, delivery.body, delivery.headers)
+    assert (answer.status, answer.json()) == (500, NOT_CONFIGURED)
+    assert "set MESSAGES_WEBHOOK_SECRET in Django settings" in caplog.text
     assert received.count() == 0
 
 
@@ -66,9 +82,20 @@ def test_tolerance_setting_narrows_and_widens_the_window(send: Send) -> None:
 
 
 @override_settings(MESSAGES_WEBHOOK_TOLERANCE="five minutes")
-def test_unusable_tolerance_falls_back_to_five_minutes(send: Send) -> None:
-    assert status(send, timestamp=int((time.time() - 120) * 1000)) == 200
-    assert status(send, timestamp=int((time.time() - 600) * 1000)) == 401
+def test_unusable_setting_answers_500_never_a_silent_default(
+    send: Send, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="messages_integrations"):
+        answer = status_and_body(send)
+    assert answer == (500, NOT_CONFIGURED)
+    assert "MESSAGES_WEBHOOK_TOLERANCE is not a number of seconds" in caplog.text
+    assert received.count() == 0
+
+
+def test_fixing_the_setting_serves_again(send: Send) -> None:
+    with override_settings(MESSAGES_WEBHOOK_MAX_BODY_SIZE="1 MB"):
+        assert status_and_body(send)[0] == 500
+    assert status_and_body(send)[0] == 200
 
 
 @override_settings(MESSAGES_WEBHOOK_MAX_BODY_SIZE=256)

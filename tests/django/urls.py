@@ -11,7 +11,6 @@ from django.urls import path
 
 from messages_integrations import Event, WebhookRouter
 from messages_integrations.django import (
-    AsyncMessagesWebhookView,
     MessagesWebhookView,
     async_webhook_view,
     messages_webhook,
@@ -21,32 +20,6 @@ from messages_integrations.testing import Recorder
 
 LINE_B_SECRET = "whsec_line_b"
 DECORATED_SECRET = "whsec_decorated"
-
-# A router whose first message.received handler fails; the second must still run.
-failing_router = WebhookRouter()
-after_failure = Recorder()
-
-
-@failing_router.on("message.received")
-def explode(event: Event[Any]) -> None:
-    raise RuntimeError("handler exploded near sensitive-detail-1234")
-
-
-failing_router.on("message.received")(after_failure)
-
-# A router whose handler waits until the test opens the gate: the delivery stays in progress.
-slow_router = WebhookRouter()
-slow_seen = Recorder()
-entered = threading.Event()
-gate = threading.Event()
-
-
-@slow_router.on("*")
-def wait_for_gate(event: Event[Any]) -> None:
-    slow_seen(event)
-    entered.set()
-    gate.wait(timeout=30)
-
 
 line_b_router = WebhookRouter()
 line_b_seen = Recorder()
@@ -115,9 +88,6 @@ def needs_csrf_token(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("webhooks/messages", webhook_view),
     path("webhooks/async", async_webhook_view),
-    path("webhooks/async-failing", AsyncMessagesWebhookView.as_view(router=failing_router)),
-    path("webhooks/failing", MessagesWebhookView.as_view(router=failing_router)),
-    path("webhooks/slow", MessagesWebhookView.as_view(router=slow_router)),
     path(
         "webhooks/line-b", MessagesWebhookView.as_view(secret=LINE_B_SECRET, router=line_b_router)
     ),

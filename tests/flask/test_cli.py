@@ -48,23 +48,36 @@ def test_check_reflects_limits_from_config(make_app: Callable[..., Flask]) -> No
     assert "message.received  (no handler)" in result.output
 
 
-def test_check_fails_naming_the_setting_when_no_secret_is_configured(
+def test_check_fails_naming_the_setting_when_the_secret_left_the_config(
     make_app: Callable[..., Flask],
 ) -> None:
-    result = run_check(make_app(router=WebhookRouter()))
+    # Registration refuses an app without a secret; the config can still lose it afterwards.
+    app = make_app({"MESSAGES_WEBHOOK_SECRET": SECRET}, router=WebhookRouter())
+    del app.config["MESSAGES_WEBHOOK_SECRET"]
+    result = run_check(app)
     assert result.exit_code == 1
     assert "set MESSAGES_WEBHOOK_SECRET" in result.output
 
 
 def test_check_covers_every_endpoint_and_fails_if_one_lacks_a_secret() -> None:
     app = Flask(__name__)
+    app.config["MESSAGES_WEBHOOK_SECRET"] = SECRET
     app.register_blueprint(create_blueprint(secret=SECRET, name="sales"), url_prefix="/sales")
     app.register_blueprint(create_blueprint(name="support"), url_prefix="/support")
+    del app.config["MESSAGES_WEBHOOK_SECRET"]  # the support endpoint relied on it
     result = run_check(app)
     assert result.exit_code == 1
     assert "sales: POST /sales" in result.output
     assert "support: POST /support" in result.output
     assert result.output.count("MESSAGES_WEBHOOK_SECRET") == 1
+
+
+def test_check_reports_a_bad_value_naming_the_setting(make_app: Callable[..., Flask]) -> None:
+    app = make_app({"MESSAGES_WEBHOOK_SECRET": SECRET}, router=WebhookRouter())
+    app.config["MESSAGES_WEBHOOK_TOLERANCE"] = "five minutes"
+    result = run_check(app)
+    assert result.exit_code == 1
+    assert "MESSAGES_WEBHOOK_TOLERANCE is not a number of seconds" in result.output
 
 
 def test_app_without_the_blueprint_has_no_messages_commands() -> None:

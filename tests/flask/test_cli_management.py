@@ -21,7 +21,13 @@ def _no_keys_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_webhooks_commands_read_the_api_key_from_app_config(
     make_app: Callable[..., Flask], api: FakeMessagesAPI
 ) -> None:
-    app = make_app({"MESSAGES_API_KEY": api.api_key, "MESSAGES_API_BASE_URL": api.url})
+    app = make_app(
+        {
+            "MESSAGES_WEBHOOK_SECRET": "whsec_flask_config",
+            "MESSAGES_API_KEY": api.api_key,
+            "MESSAGES_API_BASE_URL": api.url,
+        }
+    )
     runner = app.test_cli_runner()
     created = runner.invoke(
         args=[
@@ -49,7 +55,8 @@ def test_webhooks_commands_read_the_api_key_from_app_config(
 def test_an_api_error_gives_a_non_zero_exit(
     make_app: Callable[..., Flask], api: FakeMessagesAPI
 ) -> None:
-    app = make_app({"MESSAGES_API_KEY": "wrong", "MESSAGES_API_BASE_URL": api.url})
+    config = {"MESSAGES_API_KEY": "wrong", "MESSAGES_API_BASE_URL": api.url}
+    app = make_app({"MESSAGES_WEBHOOK_SECRET": "whsec_flask_config", **config})
     result = app.test_cli_runner().invoke(args=["messages", "webhooks", "list"])
     assert result.exit_code == 1
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from flask import Blueprint, Flask
 
-import messages_integrations.flask as flask_adapter
 from messages_integrations import (
     ConfigurationError,
     InMemoryDeliveryStore,
-    WebhookReceiver,
     WebhookRouter,
 )
 from messages_integrations.flask import create_blueprint
@@ -69,34 +66,32 @@ def test_environment_is_the_last_resort_and_may_list_several_secrets(
     assert status(app, OTHER) == 200
 
 
-def test_missing_secret_raises_at_the_first_request_naming_the_setting(
+def test_missing_secret_fails_registration_naming_the_setting(
     make_app: Callable[..., Flask],
 ) -> None:
-    app = make_app(router=WebhookRouter())
-    with pytest.raises(ConfigurationError, match="MESSAGES_WEBHOOK_SECRET"):
-        status(app, SECRET)
-
-
-def test_missing_secret_is_reported_when_the_blueprint_is_registered(
-    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.WARNING, logger="messages_integrations"):
+    # A secret put into app.config only after registration is too late: the app never starts
+    # without one.
+    with pytest.raises(ConfigurationError, match=r"set MESSAGES_WEBHOOK_SECRET in app\.config"):
         make_app(router=WebhookRouter())
-    assert "MESSAGES_WEBHOOK_SECRET" in caplog.text
 
 
-def test_missing_secret_in_production_answers_500_without_accepting_anything(
-    make_app: Callable[..., Flask], recorder: Recorder, router: WebhookRouter
+def test_secret_removed_from_the_config_later_answers_500_and_runs_nothing(
+    make_app: Callable[..., Flask],
+    recorder: Recorder,
+    router: WebhookRouter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = make_app({"TESTING": False}, router=router)
-    assert status(app, SECRET) == 500
+    app = make_app({"MESSAGES_WEBHOOK_SECRET": SECRET}, router=router)
+    del app.config["MESSAGES_WEBHOOK_SECRET"]
+    with caplog.at_level(logging.ERROR, logger="messages_integrations"):
+        response = post(app.test_client(), build_delivery("message.received", secret=SECRET))
+    assert response.status_code == 500
+    assert response.json == {
+        "error": "not_configured",
+        "message": "the webhook endpoint is not configured; see the server log",
+    }
+    assert "MESSAGES_WEBHOOK_SECRET" in caplog.text
     assert recorder.count() == 0
-
-
-def test_secret_set_after_registration_is_used(make_app: Callable[..., Flask]) -> None:
-    app = make_app(router=WebhookRouter())
-    app.config["MESSAGES_WEBHOOK_SECRET"] = SECRET
-    assert status(app, SECRET) == 200
 
 
 def test_config_changed_at_runtime_is_honoured_and_duplicates_are_still_caught(
@@ -117,24 +112,24 @@ def test_config_changed_at_runtime_is_honoured_and_duplicates_are_still_caught(
 
 
 def test_receiver_is_built_once_and_again_only_when_the_config_changes(
-    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
-    built: list[object] = []
+    def builds() -> int:
+        # Each build of the endpoint announces its settings in one INFO line.
+        return sum(
+            record.getMessage().startswith("Messages.dev webhooks at blueprint")
+            for record in caplog.records
+        )
 
-    class CountingReceiver(WebhookReceiver):
-        def __init__(self, **options: Any) -> None:
-            built.append(options)
-            super().__init__(**options)
-
-    monkeypatch.setattr(flask_adapter, "WebhookReceiver", CountingReceiver)
-    app = make_app({"MESSAGES_WEBHOOK_SECRET": SECRET}, router=WebhookRouter())
-    for _ in range(3):
-        assert status(app, SECRET) == 200
-    assert len(built) == 1
-    app.config["MESSAGES_WEBHOOK_TOLERANCE"] = 60
-    for _ in range(3):
-        assert status(app, SECRET) == 200
-    assert len(built) == 2
+    with caplog.at_level(logging.INFO, logger="messages_integrations"):
+        app = make_app({"MESSAGES_WEBHOOK_SECRET": SECRET}, router=WebhookRouter())
+        for _ in range(3):
+            assert status(app, SECRET) == 200
+        assert builds() == 1
+        app.config["MESSAGES_WEBHOOK_TOLERANCE"] = 60
+        for _ in range(3):
+            assert status(app, SECRET) == 200
+        assert builds() == 2
 
 
 def test_tolerance_from_config_and_none_turns_replay_protection_off(
@@ -191,13 +186,17 @@ def test_router_and_store_from_config(make_app: Callable[..., Flask]) -> None:
         ("MESSAGES_WEBHOOK_SECRET", 12345),
     ],
 )
-def test_invalid_config_is_reported_naming_the_setting(
-    make_app: Callable[..., Flask], key: str, value: object
+def test_invalid_config_set_after_registration_answers_500_naming_the_setting(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture, key: str, value: object
 ) -> None:
     app = make_app({"MESSAGES_WEBHOOK_SECRET": SECRET})
     app.config[key] = value
-    with pytest.raises(ConfigurationError, match=key):
-        status(app, SECRET)
+    with caplog.at_level(logging.ERROR, logger="messages_integrations"):
+        response = post(app.test_client(), build_delivery("message.received", secret=SECRET))
+    assert response.status_code == 500
+    assert response.json["error"] == "not_configured"  # type: ignore[index]
+    assert key not in response.get_data(as_text=True)
+    assert key in caplog.text
 
 
 def test_invalid_config_present_at_registration_fails_registration() -> None:

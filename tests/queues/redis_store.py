@@ -26,7 +26,8 @@ class RedisLeaseStore(DeliveryStore):
                 return Claim.NEW
             value = self.client.get(name)
             if value is not None:  # else it expired just now: try again
-                return Claim.DONE if value.startswith(_DONE.encode()) else Claim.IN_PROGRESS
+                text = value.decode() if isinstance(value, bytes) else value
+                return Claim.DONE if text.startswith(_DONE) else Claim.IN_PROGRESS
 
     def extend(self, key: str, token: str, *, lease: float) -> bool:
         """Renew the lease this token holds."""

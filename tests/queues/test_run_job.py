@@ -185,7 +185,9 @@ def test_each_job_logs_its_outcome_with_the_delivery_id(
     caplog.set_level(logging.INFO, "messages_integrations")
     run_job(job, router=router, store=store)
     run_job(job, router=router, store=store)
-    outcomes = [(r.outcome, r.delivery_id, r.event) for r in caplog.records]
+    # The fields ride on each record as attributes (logging's ``extra``).
+    fields = [vars(record) for record in caplog.records]
+    outcomes = [(f["outcome"], f["delivery_id"], f["event"]) for f in fields]
     assert outcomes == [
         ("ok", "dlv_" + "a" * 32, "message.received"),
         ("duplicate", "dlv_" + "a" * 32, "message.received"),

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -19,6 +19,9 @@ from messages_integrations import Claim, DeliveryStore, InMemoryDeliveryStore
 from tests.stores.claimers import Recipe
 from tests.support.servers import free_port
 from tests.support.services import Service, require_binary
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 T = TypeVar("T")
 
@@ -128,16 +131,27 @@ def _redis_case(kind: str, url: str, runner: asyncio.Runner | None) -> Case:
     from messages_integrations.stores import RedisDeliveryStore
 
     decode = kind.endswith("-str")
-    factory = redis.asyncio.Redis if runner is not None else redis.Redis
-    clients = [factory.from_url(url, decode_responses=decode) for _ in range(2)]
-    stores = [Driver(RedisDeliveryStore(client), runner) for client in clients]
-    case = Case(kind, *stores, lease=0.2, late=0.35, recipe=("redis", url, decode, bool(runner)))
-    for client in clients:
-        if runner is not None:
-            case.cleanups.append(lambda c=client: runner.run(c.aclose()))
+    stores: list[RedisDeliveryStore] = []
+    cleanups: list[Callable[[], None]] = []
+    for _ in range(2):
+        if runner is None:
+            client = redis.Redis.from_url(url, decode_responses=decode)
+            cleanups.append(client.close)
+            stores.append(RedisDeliveryStore(client))
         else:
-            case.cleanups.append(client.close)
-    return case
+            aclient = redis.asyncio.Redis.from_url(url, decode_responses=decode)
+            cleanups.append(_closer(runner, aclient))
+            stores.append(RedisDeliveryStore(aclient))
+    store, other = (Driver(each, runner) for each in stores)
+    recipe = ("redis", url, decode, runner is not None)
+    return Case(kind, store, other, lease=0.2, late=0.35, recipe=recipe, cleanups=cleanups)
+
+
+def _closer(runner: asyncio.Runner, client: redis.asyncio.Redis) -> Callable[[], None]:
+    def close() -> None:
+        runner.run(client.aclose())
+
+    return close
 
 
 def _django_case(kind: str, request: pytest.FixtureRequest) -> Case:
@@ -153,8 +167,8 @@ def _django_case(kind: str, request: pytest.FixtureRequest) -> Case:
         lease, late = 1.0, 2.4
     stack = contextlib.ExitStack()
     stack.enter_context(django_caches(store={"BACKEND": backend, "LOCATION": location}))
-    stores = [Driver(DjangoCacheDeliveryStore("store"), None) for _ in range(2)]
-    case = Case(kind, *stores, lease=lease, late=late, recipe=("django", backend, location))
+    store, other = (Driver(DjangoCacheDeliveryStore("store"), None) for _ in range(2))
+    case = Case(kind, store, other, lease=lease, late=late, recipe=("django", backend, location))
     case.cleanups.append(stack.close)
     return case
 

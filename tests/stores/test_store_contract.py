@@ -331,6 +331,7 @@ def test_a_redis_store_whose_server_is_down_constructs_and_raises_on_use() -> No
     import redis
 
     store = store_from_url(f"redis://127.0.0.1:{free_port()}/0")
+    assert isinstance(store, RedisDeliveryStore)
     with pytest.raises(redis.ConnectionError):
         store.claim(new_key(), token(), lease=LONG)
 
@@ -351,6 +352,7 @@ def test_a_redis_store_raises_while_its_server_is_stopped_and_recovers(
     import redis
 
     store = store_from_url(redis_url)
+    assert isinstance(store, RedisDeliveryStore)
     redis_server.stop()
     with pytest.raises(redis.ConnectionError):
         store.claim(new_key(), token(), lease=LONG)
@@ -537,7 +539,11 @@ def test_w003_warns_about_a_store_on_the_database_cache(redis_url: str) -> None:
     from messages_integrations.django.checks import check_settings
 
     database = {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache"}
-    with django_caches(db=database, shared={"BACKEND": REDIS_CACHE, "LOCATION": redis_url}):
+    with (
+        django_caches(db=database, shared={"BACKEND": REDIS_CACHE, "LOCATION": redis_url}),
+        # Without a secret the checks stop at E001, whichever folder configured Django first.
+        override_settings(MESSAGES_WEBHOOK_SECRET="whsec_checks"),
+    ):
         with override_settings(MESSAGES_WEBHOOK_STORE=DjangoCacheDeliveryStore("db")):
             found = {m.id: m for m in check_settings()}
         with override_settings(MESSAGES_WEBHOOK_STORE=DjangoCacheDeliveryStore("shared")):
