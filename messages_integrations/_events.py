@@ -274,7 +274,7 @@ _DEPTH_STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in ra
 def _few_openers(body: bytes, limit: int) -> bool:
     """Whether ``body`` holds at most ``limit`` brackets and braces, so no deeper nesting."""
     if len(body) <= _SHORT_BODY:
-        # One pass in C keeping only "[" and "{", the cheapest count for a short body.
+        # One pass in C keeping only "[" and "{": for a short body, cheaper than searching.
         return len(body.translate(None, _NOT_OPENERS)) <= limit
     count = 0
     find = body.find

@@ -14,7 +14,15 @@ from typing import Any
 
 from ._errors import InvalidPayloadError
 from ._events import Event, decode_event
-from ._signing import Scheme, Secrets, SecretsInput, _authenticate, _secrets, check_window
+from ._signing import (
+    Scheme,
+    Secrets,
+    SecretsInput,
+    _authenticate,
+    _cached_secrets,
+    _secrets,
+    check_window,
+)
 
 __all__ = ["Verified", "verify", "verify_webhook"]
 
@@ -29,8 +37,6 @@ class Verified:
 
 
 def _body_bytes(body: bytes | str) -> bytes:
-    if type(body) is bytes:
-        return body
     if isinstance(body, str):
         try:
             return body.encode("utf-8")
@@ -49,8 +55,9 @@ def _verify(
     tolerance: float | None,
     clock: Callable[[], float],
 ) -> tuple[Event[Any], int, Scheme]:
-    raw = _body_bytes(body)
-    index, scheme, signed = _authenticate(raw, signature, _secrets(secrets), timestamp)
+    raw = body if type(body) is bytes else _body_bytes(body)
+    keys = _cached_secrets(secrets) if type(secrets) is str else _secrets(secrets)
+    index, scheme, signed = _authenticate(raw, signature, keys, timestamp)
     event = decode_event(raw)
     # In the body scheme the body's own timestamp is the one the signature covers.
     check_window(event.timestamp if signed is None else signed, tolerance, clock)
