@@ -9,6 +9,7 @@ answers a POST to a webhook view whose body is over that view's limit with the l
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -21,6 +22,9 @@ from django.urls import Resolver404, resolve
 from messages_integrations._config import MAX_BODY_SIZE_SETTING, coerce_max_body_size
 from messages_integrations._errors import ConfigurationError
 from messages_integrations._handling import DEFAULT_MAX_BODY_SIZE, WebhookResponse, _error
+
+from .conf import Endpoint
+from .views import MessagesWebhookView
 
 __all__ = ["WebhookBodyGuard", "get_asgi_application", "guard"]
 
@@ -133,12 +137,11 @@ class WebhookBodyGuard:
         if self.paths is not None:
             return self._limit(None) if path in self.paths else None
         try:
-            view = resolve(path).func
+            is_webhook, view_limit = _route_options(settings.ROOT_URLCONF, path)
         except Resolver404:
+            return None  # not routed: Django answers 404
+        except Exception:  # noqa: BLE001 - a broken URLconf is Django's to report, not ours
             return None
-        except Exception:  # noqa: BLE001 - a broken URLconf is Django's to report, with its page
-            return None
-        is_webhook, view_limit = _webhook_options(view)
         return self._limit(view_limit) if is_webhook else None
 
     def _limit(self, view_limit: int | None) -> int:
@@ -209,9 +212,6 @@ def _wrapped_chain(view: Any) -> Iterable[Any]:
 
 def _webhook_options(view: Any) -> tuple[bool, int | None]:
     """Whether ``view`` is one of this library's webhook views, and its own ``max_body_size``."""
-    from .conf import Endpoint
-    from .views import MessagesWebhookView
-
     for layer in _wrapped_chain(view):
         view_class = getattr(layer, "view_class", None)
         if isinstance(view_class, type) and issubclass(view_class, MessagesWebhookView):
@@ -226,6 +226,17 @@ def _webhook_options(view: Any) -> tuple[bool, int | None]:
             if isinstance(contents, Endpoint):
                 return True, contents.max_body_size
     return False, None
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_options(urlconf: Any, path: str) -> tuple[bool, int | None]:
+    """:func:`_webhook_options` of the view ``path`` resolves to; raises ``Resolver404``.
+
+    Cached, as resolving costs more than the rest of the guard: a route's view never changes
+    while its URLconf stays the same (``override_settings(ROOT_URLCONF=...)`` is a new key), and
+    paths that resolve to nothing are not cached, so the cache holds routed paths only.
+    """
+    return _webhook_options(resolve(path, urlconf).func)
 
 
 def _too_large(scope: Scope, limit: int) -> WebhookResponse:
