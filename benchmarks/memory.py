@@ -1,41 +1,80 @@
-"""Peak memory of each server while it refuses oversized bodies, declared and chunked.
+"""Peak memory of each server while it refuses oversized bodies: declared, chunked, one chunk.
 
 The server's peak resident memory (``VmHWM``, reset through ``/proc/<pid>/clear_refs`` before
-each attack, else ``VmRSS`` sampled every few milliseconds) is compared with its idle baseline.
-The target: a refused body never costs more than the limit plus one read chunk (1 MiB + 64 KiB).
+each attack, else ``VmRSS`` sampled every few milliseconds) is compared with its idle baseline,
+and each attacker times the answer from its first byte past the limit. The bound: a refused body
+is answered with 413 within a second and never costs more than the limit plus one read chunk
+(1 MiB + 64 KiB).
 
-    python benchmarks/memory.py [--concurrency 16]
+``--trace`` measures instead the Python allocations of each server process (tracemalloc, started
+by ``memtrace/sitecustomize.py``) while it refuses chunked bodies one at a time (in 64 KiB
+chunks, and as one 64 MiB chunk), and names the allocation sites that hold the most at the peak:
+where the memory goes. ``--env NAME=VALUE``
+passes an environment variable to the servers (``MALLOC_ARENA_MAX=2``, for example).
+
+    python benchmarks/memory.py [--concurrency 16] [--only NAME] [--env NAME=VALUE] [--trace]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import os
+import re
 import socket
+import statistics
+import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-from _common import Section, Target, table
-from http_load import APPS_UNDER_TEST, App, running, write_deliveries
+import httpx
+from _common import ROOT, Section, Target, table
+from http_load import APPS, APPS_UNDER_TEST, App, write_deliveries
+from shared import SECRET
 
 from messages_integrations import WebhookReceiver, WebhookRouter
 from messages_integrations._handling import DEFAULT_MAX_BODY_SIZE, READ_CHUNK
-from messages_integrations._serve import HOST
+from messages_integrations._serve import HOST, RunningServer, free_port, serve
 
 MiB = 1024 * 1024
 ALLOWANCE = DEFAULT_MAX_BODY_SIZE + READ_CHUNK
+PROMPT = 1.0  # seconds from the first byte past the limit to the answer
 DECLARED = 64 * MiB  # what the oversized requests claim
 SENT = 16 * MiB  # the most each attacker sends before giving up
 PIECE = 64 * 1024
+MEMTRACE = Path(__file__).resolve().parent / "memtrace"
+
+#: Every server of the HTTP benchmark, and Django's ASGI application behind the library's guard.
+SERVERS = [
+    *APPS_UNDER_TEST,
+    App(
+        "Django, ASGI + get_asgi_application()",
+        "uvicorn",
+        "django_guarded_app:application",
+        "/bare-async",
+        ("django", "uvicorn"),
+        env=(("BENCH_DJANGO_ASGI", "1"),),
+    ),
+]
 
 
 # --- the attackers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one attacker saw: the status (or what happened instead) and how soon it came."""
+
+    status: str
+    after_limit: float | None  # seconds from the first byte past the limit to the answer
 
 
 def _answered(sock: socket.socket) -> bool:
@@ -63,24 +102,38 @@ def _status(sock: socket.socket) -> str:
     return first.split(b" ", 2)[1].decode()
 
 
-def attack(port: int, path: str, *, chunked: bool, timeout: float = 5.0) -> str:
-    """Send an oversized body until the server answers; return its status, or what happened."""
-    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {DECLARED}"
+#: How an attacker frames its body: a declared Content-Length, chunks of 64 KiB, or one chunk
+#: whose size line announces all 64 MiB (the server then reads as much as it may at once).
+Framing = Literal["declared", "chunked", "one chunk"]
+
+
+def attack(port: int, path: str, framing: Framing, *, timeout: float = 5.0) -> Answer:
+    """Send an oversized body until the server answers; return its status and how soon."""
+    chunked = framing != "declared"
+    header = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {DECLARED}"
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-        f"X-Webhook-Signature: {'0' * 64}\r\n{framing}\r\n\r\n"
+        f"X-Webhook-Signature: {'0' * 64}\r\n{header}\r\n\r\n"
     ).encode()
     piece = b"x" * PIECE
-    if chunked:
+    if framing == "chunked":
         piece = f"{PIECE:x}\r\n".encode() + piece + b"\r\n"
+    elif framing == "one chunk":
+        head += f"{DECLARED:x}\r\n".encode()
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
         sock.sendall(head)
+        # A declared length is past the limit from its header on.
+        crossed = None if chunked else time.monotonic()
         sent = 0
         with contextlib.suppress(OSError):
             while sent < SENT and not _answered(sock):
                 sock.sendall(piece)
                 sent += PIECE
-        return _status(sock)
+                if crossed is None and sent > DEFAULT_MAX_BODY_SIZE:
+                    crossed = time.monotonic()
+        status = _status(sock)
+    answered = status not in ("no answer", "closed", "garbled")
+    return Answer(status, time.monotonic() - crossed if answered and crossed else None)
 
 
 # --- the server's memory ----------------------------------------------------------------------
@@ -149,15 +202,31 @@ def peak_of(pids: list[int]) -> Iterator[Callable[[], int]]:
         sampler.join()
 
 
-# --- the run ----------------------------------------------------------------------------------
+# --- the servers ------------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    """The memory an attack cost a server, over its idle baseline."""
+@contextlib.contextmanager
+def running(app: App, env: Mapping[str, str]) -> Iterator[RunningServer]:
+    """Serve ``app`` on a free port of 127.0.0.1, answering, until the block ends."""
+    port = free_port()
+    path = os.pathsep.join([*([str(MEMTRACE)] if "BENCH_MEMTRACE" in env else []), str(APPS)])
+    full_env = {"PYTHONPATH": path, "MESSAGES_WEBHOOK_SECRET": SECRET, **dict(app.env), **env}
+    with serve(app.argv(port), port=port, cwd=APPS, env=full_env, timeout=60) as server:
+        _wait_until_answering(server, app)
+        yield server
 
-    growth: int
-    statuses: set[str]
+
+def _wait_until_answering(server: RunningServer, app: App, timeout: float = 180.0) -> None:
+    # gunicorn listens before its worker has imported the application (slow under tracemalloc).
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.post(server.url + app.adapter_path, content=b"{}", timeout=timeout)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _warm_up(port: int, app: App, folder: Path) -> None:
@@ -168,7 +237,7 @@ def _warm_up(port: int, app: App, folder: Path) -> None:
     write_deliveries(pool, 50)
     data = pool.read_bytes()
     position = 0
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    connection = http.client.HTTPConnection(HOST, port, timeout=60)
     while position < len(data):
         newline = data.index(b"\n", position)
         signature, timestamp, delivery_id, length = data[position:newline].decode().split()
@@ -183,37 +252,71 @@ def _warm_up(port: int, app: App, folder: Path) -> None:
         connection.request("POST", app.adapter_path, body, headers)
         connection.getresponse().read()
     connection.close()
-    for chunked in (False, True):
-        attack(port, app.adapter_path, chunked=chunked)
+    for framing in get_args(Framing):
+        attack(port, app.adapter_path, framing)
 
 
-def _measure(pids: list[int], count: int, concurrency: int, run: Callable[[], str]) -> Outcome:
+# --- resident memory --------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """The memory an attack cost a server over its idle baseline, and the answers it gave."""
+
+    growth: int
+    requests: int
+    answers: list[Answer] = field(default_factory=list)
+
+    @property
+    def per_request(self) -> int:
+        """Growth divided among the requests that ran at once."""
+        return self.growth // self.requests
+
+    @property
+    def statuses(self) -> str:
+        """The distinct answers, such as ``413`` or ``no answer``."""
+        return "/".join(sorted({answer.status for answer in self.answers}))
+
+    @property
+    def slowest(self) -> float | None:
+        """The longest wait for a 413 past the limit; ``None`` if any request got none."""
+        waits = [answer.after_limit for answer in self.answers if answer.status == "413"]
+        if len(waits) < len(self.answers) or None in waits:
+            return None
+        return max(wait for wait in waits if wait is not None)
+
+
+def _measure(pids: list[int], count: int, concurrency: int, run: Callable[[], Answer]) -> Outcome:
     time.sleep(0.3)  # let the server settle after the previous attack
     baseline = rss(pids)
     with peak_of(pids) as peak, ThreadPoolExecutor(concurrency) as pool:
-        statuses = set(pool.map(lambda _: run(), range(count)))
+        answers = list(pool.map(lambda _: run(), range(count)))
         growth = peak() - baseline
-    return Outcome(growth, statuses)
+    return Outcome(growth, min(count, concurrency), answers)
 
 
-def measure(app: App, concurrency: int, folder: Path) -> dict[str, Outcome]:
-    """The three attacks against one server."""
-    with running(app) as server:
+def measure(app: App, concurrency: int, folder: Path, env: Mapping[str, str]) -> list[Outcome]:
+    """The attacks against one server: declared, chunked one at a time and at once, one chunk."""
+    with running(app, env) as server:
         port = server.port
         _warm_up(port, app, folder)
         pids = processes(server.process.pid)
 
-        def declared() -> str:
-            return attack(port, app.adapter_path, chunked=False)
+        def declared() -> Answer:
+            return attack(port, app.adapter_path, "declared")
 
-        def chunked() -> str:
-            return attack(port, app.adapter_path, chunked=True)
+        def chunked() -> Answer:
+            return attack(port, app.adapter_path, "chunked")
 
-        return {
-            "declared": _measure(pids, concurrency * 2, concurrency, declared),
-            "chunked, one at a time": _measure(pids, 3, 1, chunked),
-            "chunked, concurrent": _measure(pids, concurrency, concurrency, chunked),
-        }
+        def one_chunk() -> Answer:
+            return attack(port, app.adapter_path, "one chunk")
+
+        return [
+            _measure(pids, concurrency * 2, concurrency, declared),
+            _measure(pids, 3, 1, chunked),
+            _measure(pids, concurrency, concurrency, chunked),
+            _measure(pids, 3, 1, one_chunk),
+        ]
 
 
 def core_alone(repeat: int = 3) -> int:
@@ -245,15 +348,42 @@ def core_alone(repeat: int = 3) -> int:
     return worst
 
 
-def _mib(value: int) -> str:
+def _mib(value: float) -> str:
     return f"{value / MiB:.2f}"
 
 
-def run(concurrency: int = 16) -> Section:
-    """Attack every installed server; return the table and the targets."""
-    import tempfile
+def _verdict(outcomes: Sequence[Outcome]) -> tuple[int, str]:
+    """The worst growth per refused body, and whether the bound holds (and if not, why)."""
+    worst = max(outcome.per_request for outcome in outcomes)
+    reasons = []
+    if any(outcome.statuses != "413" for outcome in outcomes):
+        reasons.append("not every body got a 413")
+    elif any((outcome.slowest or 0) > PROMPT for outcome in outcomes):
+        reasons.append(f"a 413 came later than {PROMPT:g} s")
+    if worst > ALLOWANCE:
+        reasons.append("memory")
+    return worst, "yes" if not reasons else "**no**: " + ", ".join(reasons)
 
+
+def _cell(outcome: Outcome) -> str:
+    each = f" ({_mib(outcome.per_request)} each)" if outcome.requests > 1 else ""
+    return f"{_mib(outcome.growth)}{each}, {outcome.statuses}"
+
+
+def _slowest(outcomes: Sequence[Outcome]) -> str:
+    waits = [outcome.slowest for outcome in outcomes]
+    if None in waits:
+        return "-"
+    return f"{max(wait for wait in waits if wait is not None):.2f} s"
+
+
+def run(
+    concurrency: int = 16, only: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Section:
+    """Attack every installed server; return the table and the targets."""
+    env = dict(env or {})
     core = core_alone()
+    bound = _mib(ALLOWANCE)
     rows = [
         [
             "core alone (`WebhookReceiver.handle`, tracemalloc)",
@@ -261,6 +391,10 @@ def run(concurrency: int = 16) -> Section:
             "-",
             f"{core / MiB:.3f}, 413",
             "-",
+            "-",
+            "-",
+            bound,
+            "yes" if core <= ALLOWANCE else "**no**: memory",
         ]
     ]
     targets = [
@@ -273,22 +407,18 @@ def run(concurrency: int = 16) -> Section:
         )
     ]
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
-        for app in APPS_UNDER_TEST:
-            if not app.available():
-                continue
-            outcomes = measure(app, concurrency, Path(folder))
-            cells = [app.name, app.server]
-            for name, outcome in outcomes.items():
-                per = concurrency if name != "chunked, one at a time" else 1
-                statuses = "/".join(sorted(outcome.statuses))
-                cells.append(
-                    f"{_mib(outcome.growth)} ({_mib(outcome.growth // per)} each), {statuses}"
-                )
-            rows.append(cells)
-            worst = max(
-                outcomes["declared"].growth // concurrency,
-                outcomes["chunked, one at a time"].growth,
-                outcomes["chunked, concurrent"].growth // concurrency,
+        for app in _chosen(only):
+            outcomes = measure(app, concurrency, Path(folder), env)
+            worst, holds = _verdict(outcomes)
+            rows.append(
+                [
+                    app.name,
+                    app.server,
+                    *(_cell(outcome) for outcome in outcomes),
+                    _slowest(outcomes),
+                    bound,
+                    holds,
+                ]
             )
             targets.append(
                 Target(
@@ -296,6 +426,7 @@ def run(concurrency: int = 16) -> Section:
                     worst / MiB,
                     ALLOWANCE / MiB,
                     unit=" MiB",
+                    note="" if holds == "yes" or "memory" in holds else holds.split(": ", 1)[1],
                 )
             )
     headers = [
@@ -304,28 +435,137 @@ def run(concurrency: int = 16) -> Section:
         f"{concurrency * 2} declared 64 MiB, {concurrency} at once",
         "3 chunked, one at a time",
         f"{concurrency} chunked at once",
+        "3 as one 64 MiB chunk, one at a time",
+        "slowest 413",
+        "bound per body",
+        "holds",
     ]
+    settings = "".join(f" The servers ran with `{name}={value}`." for name, value in env.items())
     markdown = "\n\n".join(
         [
             "Growth of the server's peak resident memory over its idle baseline, in MiB "
-            "(per refused request in brackets), and the answers seen (`closed`: the server "
-            "closed the connection; `no answer`: none within 5 s of the attacker's last byte). "
-            f"Each attacker sends at most {SENT // MiB} MiB; the limit is "
+            "(per request running at once in brackets), and the answers seen (`closed`: the "
+            "server closed the connection; `no answer`: none within 5 s of the attacker's last "
+            f"byte). Each attacker sends at most {SENT // MiB} MiB; the limit is "
             f"{DEFAULT_MAX_BODY_SIZE // MiB} MiB and a read chunk {READ_CHUNK // 1024} KiB. "
-            "The first row is the library alone: its own peak allocation (tracemalloc) while it "
-            "refuses a 16 MiB body fed as one 64 KiB chunk object again and again.",
+            "*Slowest 413*: the longest an attacker waited for its answer after sending its first "
+            "byte past the limit. *Holds*: every body got its 413 within "
+            f"{PROMPT:g} s and no attack cost more than the bound per refused body. The first row "
+            "is the library alone: its own peak allocation (tracemalloc) while it refuses a "
+            f"16 MiB body fed as one 64 KiB chunk object again and again.{settings}",
             table(headers, rows),
         ]
     )
     return Section("Memory: refusing oversized bodies", markdown, targets)
 
 
+def _chosen(only: Sequence[str]) -> list[App]:
+    wanted = [app for app in SERVERS if not only or app.name in only]
+    unknown = set(only) - {app.name for app in SERVERS}
+    if unknown:
+        raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+    return [app for app in wanted if app.available()]
+
+
+# --- where the memory goes: tracemalloc in the server -----------------------------------------
+
+
+@dataclass
+class Trace:
+    """The Python allocations of one server process while it refused a body."""
+
+    peak: int  # over the baseline, bytes
+    sites: list[dict[str, Any]]
+
+
+def _leaf(pids: list[int]) -> int:
+    # The process that serves requests: gunicorn's worker, or uvicorn itself.
+    return next(pid for pid in reversed(pids) if not _children(pid))
+
+
+def _traced_attack(folder: Path, pid: int, port: int, path: str, framing: Framing) -> Trace:
+    (folder / f"{pid}.start").touch()
+    while (folder / f"{pid}.start").exists():
+        time.sleep(0.005)
+    attack(port, path, framing)
+    time.sleep(0.2)  # the refusal's last frees
+    report_path = folder / f"{pid}.json"
+    (folder / f"{pid}.stop").touch()
+    while not report_path.exists():
+        time.sleep(0.005)
+    time.sleep(0.05)  # written, not only created
+    report = json.loads(report_path.read_text())
+    report_path.unlink()
+    return Trace(report["peak"] - report["baseline"], report["sites"])
+
+
+def _where(frames: list[str]) -> str:
+    # The innermost two frames: the allocating line and its caller, relative to their package.
+    def short(frame: str) -> str:
+        return re.sub(r"^.*/(site-packages|lib/python3\.\d+)/", "", frame).replace(f"{ROOT}/", "")
+
+    return " ← ".join(f"`{short(frame)}`" for frame in frames[::-1][:2])
+
+
+def trace(only: Sequence[str] = (), env: Mapping[str, str] | None = None) -> Section:
+    """Each server's Python peak per refused chunked body, and where it is held."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-memtrace-") as folder:
+        traces = Path(folder) / "traces"
+        traces.mkdir()
+        for app in _chosen(only):
+            runs: dict[Framing, list[Trace]] = {"chunked": [], "one chunk": []}
+            with running(app, {**(env or {}), "BENCH_MEMTRACE": str(traces)}) as server:
+                _warm_up(server.port, app, Path(folder))
+                pid = _leaf(processes(server.process.pid))
+                for framing, found in runs.items():
+                    for _ in range(3):
+                        found.append(
+                            _traced_attack(traces, pid, server.port, app.adapter_path, framing)
+                        )
+            cells = [app.name, app.server]
+            for found in runs.values():
+                worst = max(found, key=lambda run: run.peak)
+                median = statistics.median(run.peak for run in found)
+                sites = "; ".join(
+                    f"{site['bytes'] // 1024} KiB in {site['count']}: {_where(site['frames'])}"
+                    for site in worst.sites[:2]
+                )
+                cells += [f"{_mib(median)} ({_mib(worst.peak)})", sites]
+            rows.append(cells)
+    headers = [
+        "framework",
+        "server",
+        "64 KiB chunks: median (worst)",
+        "largest sites",
+        "one 64 MiB chunk: median (worst)",
+        "largest sites",
+    ]
+    markdown = "\n\n".join(
+        [
+            "Peak of the Python allocations (tracemalloc) in the server process over its level "
+            "before each refused body, three sent one at a time for each framing, in MiB; and the "
+            "two allocation sites that held the most at the highest point seen in the worst run "
+            "(the allocating line first, then its caller). Resident memory is not comparable "
+            "under tracing.",
+            table(headers, rows),
+        ]
+    )
+    return Section("Memory: where it goes (tracemalloc in the server)", markdown)
+
+
 def main() -> None:
-    """Print the memory table."""
+    """Print the memory table (or, with --trace, where the memory goes)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="a server, as in the table"
+    )
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--trace", action="store_true", help="tracemalloc in each server")
     args = parser.parse_args()
-    section = run(args.concurrency)
+    env = dict(item.split("=", 1) for item in args.env)
+    section = trace(args.only, env) if args.trace else run(args.concurrency, args.only, env)
     print(f"## {section.title}\n\n{section.markdown}")
 
 

@@ -9,6 +9,7 @@ answers a POST to a webhook view whose body is over that view's limit with the l
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -21,6 +22,9 @@ from django.urls import Resolver404, resolve
 from messages_integrations._config import MAX_BODY_SIZE_SETTING, coerce_max_body_size
 from messages_integrations._errors import ConfigurationError
 from messages_integrations._handling import DEFAULT_MAX_BODY_SIZE, WebhookResponse, _error
+
+from .conf import Endpoint
+from .views import MessagesWebhookView
 
 __all__ = ["WebhookBodyGuard", "get_asgi_application", "guard"]
 
@@ -133,13 +137,17 @@ class WebhookBodyGuard:
         if self.paths is not None:
             return self._limit(None) if path in self.paths else None
         try:
-            view = resolve(path).func
+            endpoint = _route_endpoint(settings.ROOT_URLCONF, path)
         except Resolver404:
+            return None  # not routed: Django answers 404
+        except Exception:  # noqa: BLE001 - a broken URLconf is Django's to report, not ours
             return None
-        except Exception:  # noqa: BLE001 - a broken URLconf is Django's to report, with its page
+        if endpoint is None:
             return None
-        is_webhook, view_limit = _webhook_options(view)
-        return self._limit(view_limit) if is_webhook else None
+        try:
+            return self._limit(endpoint.receiver().max_body_size)
+        except ConfigurationError:
+            return self._limit(None)  # the view answers 500 not_configured
 
     def _limit(self, view_limit: int | None) -> int:
         if self.max_body_size is not None:
@@ -207,18 +215,27 @@ def _wrapped_chain(view: Any) -> Iterable[Any]:
         view = getattr(view, "__wrapped__", None)
 
 
-def _webhook_options(view: Any) -> tuple[bool, int | None]:
-    """Whether ``view`` is one of this library's webhook views, and its ``max_body_size``."""
+def _webhook_endpoint(view: Any) -> Any:
+    """The Endpoint of ``view`` when it is one of this library's webhook views, else None."""
     from .views import ENDPOINT_ATTRIBUTE
 
     for layer in _wrapped_chain(view):
         endpoint = getattr(layer, ENDPOINT_ATTRIBUTE, None)
         if endpoint is not None:
-            try:
-                return True, endpoint.receiver().max_body_size
-            except ConfigurationError:
-                return True, None  # the view answers 500 not_configured; the default applies
-    return False, None
+            return endpoint
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_endpoint(urlconf: Any, path: str) -> Any:
+    """:func:`_webhook_endpoint` of the view ``path`` resolves to; raises ``Resolver404``.
+
+    Cached, as resolving costs more than the rest of the guard: a route's view never changes
+    while its URLconf stays the same (``override_settings(ROOT_URLCONF=...)`` is a new key), and
+    paths that resolve to nothing are not cached, so the cache holds routed paths only. The
+    limit itself is read per request, from the endpoint's receiver (rebuilt on setting changes).
+    """
+    return _webhook_endpoint(resolve(path, urlconf).func)
 
 
 def _too_large(scope: Scope, limit: int) -> WebhookResponse:

@@ -175,6 +175,17 @@ async def test_explicit_paths_guard_exactly_those_paths() -> None:
     assert asgi_urls.echoed == []
 
 
+async def test_routes_are_resolved_again_in_another_urlconf(
+    application: WebhookBodyGuard,
+) -> None:
+    async with client(application) as http:
+        here = await http.post("/webhooks/small", content=CountingBody(5000, chunk=1000))
+        with override_settings(ROOT_URLCONF="tests.django.urls"):
+            elsewhere = await http.post("/webhooks/small", content=CountingBody(5000, chunk=1000))
+    assert_refused(here, 4096)
+    assert elsewhere.status_code == 404  # no such route there: Django's answer, not a stale 413
+
+
 async def test_script_prefix_is_taken_off_as_django_does(application: WebhookBodyGuard) -> None:
     sent: list[Message] = []
 
