@@ -23,8 +23,7 @@ from messages_integrations._config import MAX_BODY_SIZE_SETTING, coerce_max_body
 from messages_integrations._errors import ConfigurationError
 from messages_integrations._handling import DEFAULT_MAX_BODY_SIZE, WebhookResponse, _error
 
-from .conf import Endpoint
-from .views import MessagesWebhookView
+from .views import ENDPOINT_ATTRIBUTE
 
 __all__ = ["WebhookBodyGuard", "get_asgi_application", "guard"]
 
@@ -217,8 +216,6 @@ def _wrapped_chain(view: Any) -> Iterable[Any]:
 
 def _webhook_endpoint(view: Any) -> Any:
     """The Endpoint of ``view`` when it is one of this library's webhook views, else None."""
-    from .views import ENDPOINT_ATTRIBUTE
-
     for layer in _wrapped_chain(view):
         endpoint = getattr(layer, ENDPOINT_ATTRIBUTE, None)
         if endpoint is not None:
