@@ -432,7 +432,13 @@ def _convert(document: Any, cls: Any) -> Event[Any]:
     try:
         event: Event[Any] = msgspec.convert(document, cls)
     except msgspec.ValidationError as error:
-        raise _invalid(error) from None
+        if "got `float`" not in str(error):
+            raise _invalid(error) from None
+        # Rarely there: walk the document only now, for the integral floats of integer fields.
+        try:
+            event = msgspec.convert(_integral(document), cls)
+        except msgspec.ValidationError as again:
+            raise _invalid(again) from None
     return event
 
 
@@ -449,8 +455,8 @@ def _declared(value: Any, cls: type[msgspec.Struct]) -> Any:
 
 
 def _typed_view(document: dict[str, Any], cls: type[Event[Any]]) -> dict[str, Any]:
-    """The parts of a known event's body its classes type, integral floats made ints."""
-    envelope: dict[str, Any] = _declared(_integral(document), cls)
+    """The parts of a known event's body its classes type, with the fields its name implies."""
+    envelope: dict[str, Any] = _declared(document, cls)
     data = envelope.get("data")
     if type(data) is dict:
         data = envelope["data"] = _declared(data, _DATA_TYPE[cls])
@@ -474,7 +480,7 @@ def _from_document(document: Any) -> Event[Any]:
         return _convert(_typed_view(document, cls), cls)
     # Only the envelope of an unknown event is typed: its data is kept as sent.
     envelope = dict(document)
-    if "timestamp" in envelope:
+    if type(envelope.get("timestamp")) is float:
         envelope["timestamp"] = _integral(envelope["timestamp"])
     return _convert(envelope, UnknownEvent)
 
