@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The packages whose versions a report records, when installed.
 PACKAGES = (
     "messages-integrations",
+    "msgspec",
     "orjson",
     "stripe",
     "standardwebhooks",

@@ -1,18 +1,18 @@
 """Typed, immutable Messages.dev events, and the decoder that builds them from a delivery's body.
 
 The classes below are the single source of truth: frozen ``msgspec`` Structs whose field names are
-the wire's snake_case names, decoded in one pass through a union tagged by the ``event`` key.
+the wire's snake_case names, decoded in one pass by the class the ``event`` key names.
 Fields a known payload always carries are required; those newer deliveries add are optional.
 Unknown extra fields never cause a rejection, and the whole body stays reachable as ``event.raw``.
 """
 
 from __future__ import annotations
 
-import json
 import re
+import typing
 from collections.abc import Mapping
 from itertools import accumulate
-from typing import Any, ClassVar, Final, Generic, Self, TypeVar
+from typing import Any, ClassVar, Final, Generic, Literal, Self, TypeVar
 
 import msgspec
 
@@ -50,9 +50,13 @@ EVENT_NAMES: Final = (
 )
 
 
+# Decoding, these classes refuse a field they do not declare. A body made of declared fields only
+# (every delivery the product sends today) is then checked whole by msgspec's one pass: each of
+# its strings decoded, so valid UTF-8, and its nesting bounded by the classes. Any other body
+# takes a second path that keeps the declared fields only: unknown fields never reject a body.
 # The data classes hold only strings, numbers and tuples of each other, so they can never be part
 # of a reference cycle: ``gc=False`` spares the garbage collector from tracking them.
-class Attachment(msgspec.Struct, frozen=True, gc=False):
+class Attachment(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """A file attached to a message; every field may be null on the wire."""
 
     filename: str | None = None
@@ -62,7 +66,7 @@ class Attachment(msgspec.Struct, frozen=True, gc=False):
     transcription: str | None = None  # set on voice memos
 
 
-class Message(msgspec.Struct, frozen=True, gc=False):
+class Message(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """The ``data`` of ``message.received`` and ``message.sent``."""
 
     id: str
@@ -82,7 +86,7 @@ class Message(msgspec.Struct, frozen=True, gc=False):
     service: str | None = None
 
 
-class Reaction(msgspec.Struct, frozen=True, gc=False):
+class Reaction(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """The ``data`` of ``reaction.added`` and ``reaction.removed``; ``type`` is the tapback name."""
 
     id: str
@@ -96,7 +100,7 @@ class Reaction(msgspec.Struct, frozen=True, gc=False):
     line_handle: str | None = None
 
 
-class TypingIndicator(msgspec.Struct, frozen=True, gc=False):
+class TypingIndicator(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """The ``data`` of ``typing.started`` and ``typing.stopped``."""
 
     id: str
@@ -107,7 +111,7 @@ class TypingIndicator(msgspec.Struct, frozen=True, gc=False):
     line_handle: str | None = None
 
 
-class ReadReceipt(msgspec.Struct, frozen=True, gc=False):
+class ReadReceipt(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """The ``data`` of ``receipt.read``."""
 
     id: str
@@ -123,7 +127,7 @@ DataT = TypeVar("DataT", covariant=True)
 
 # ``dict=True`` gives each event a private ``__dict__`` beside its fields: it keeps the body the
 # event was decoded from, so that ``raw`` is decoded only when someone asks for it.
-class Event(msgspec.Struct, Generic[DataT], frozen=True, dict=True):
+class Event(msgspec.Struct, Generic[DataT], frozen=True, dict=True, forbid_unknown_fields=True):
     """A verified (or parsed) delivery: its name, typed ``data``, timestamp and delivery id."""
 
     data: DataT
@@ -175,58 +179,65 @@ def _restore(cls: type[Event[Any]], fields: dict[str, Any], source: object) -> E
     return event
 
 
-class MessageReceived(Event[Message], frozen=True, tag_field="event", tag="message.received"):
+class MessageReceived(Event[Message], frozen=True, kw_only=True):
     """A new incoming message on the line."""
 
+    event: Literal["message.received"] = "message.received"
     name = "message.received"
     implied = {"attachments": ()}
 
 
-class MessageSent(Event[Message], frozen=True, tag_field="event", tag="message.sent"):
+class MessageSent(Event[Message], frozen=True, kw_only=True):
     """An outgoing message was delivered."""
 
+    event: Literal["message.sent"] = "message.sent"
     name = "message.sent"
     implied = {"attachments": ()}
 
 
-class ReactionAdded(Event[Reaction], frozen=True, tag_field="event", tag="reaction.added"):
+class ReactionAdded(Event[Reaction], frozen=True, kw_only=True):
     """A reaction (tapback) was added to a message."""
 
+    event: Literal["reaction.added"] = "reaction.added"
     name = "reaction.added"
     implied = {"added": True}
 
 
-class ReactionRemoved(Event[Reaction], frozen=True, tag_field="event", tag="reaction.removed"):
+class ReactionRemoved(Event[Reaction], frozen=True, kw_only=True):
     """A reaction (tapback) was removed from a message."""
 
+    event: Literal["reaction.removed"] = "reaction.removed"
     name = "reaction.removed"
     implied = {"added": False}
 
 
-class TypingStarted(Event[TypingIndicator], frozen=True, tag_field="event", tag="typing.started"):
+class TypingStarted(Event[TypingIndicator], frozen=True, kw_only=True):
     """Someone started typing in a chat."""
 
+    event: Literal["typing.started"] = "typing.started"
     name = "typing.started"
     implied = {"is_typing": True}
 
 
-class TypingStopped(Event[TypingIndicator], frozen=True, tag_field="event", tag="typing.stopped"):
+class TypingStopped(Event[TypingIndicator], frozen=True, kw_only=True):
     """Someone stopped typing in a chat."""
 
+    event: Literal["typing.stopped"] = "typing.stopped"
     name = "typing.stopped"
     implied = {"is_typing": False}
 
 
-class ReceiptRead(Event[ReadReceipt], frozen=True, tag_field="event", tag="receipt.read"):
+class ReceiptRead(Event[ReadReceipt], frozen=True, kw_only=True):
     """A read receipt was received."""
 
+    event: Literal["receipt.read"] = "receipt.read"
     name = "receipt.read"
 
 
-class UnknownEvent(Event[dict[str, Any]], frozen=True, kw_only=True):
+class UnknownEvent(Event[dict[str, Any]], frozen=True, kw_only=True, forbid_unknown_fields=False):
     """An event name this version does not know yet; ``data`` is the raw dict."""
 
-    event: str  # a field here, where known events derive it from their class
+    event: str
 
 
 _KNOWN: Final[dict[str, type[Event[Any]]]] = {
@@ -243,19 +254,40 @@ _KNOWN: Final[dict[str, type[Event[Any]]]] = {
     if cls.name is not None
 }
 assert tuple(_KNOWN) == EVENT_NAMES
-assert all(cls.__struct_config__.tag == name for name, cls in _KNOWN.items())
 
-_KnownEvent = (
-    MessageReceived
-    | MessageSent
-    | ReactionAdded
-    | ReactionRemoved
-    | TypingStarted
-    | TypingStopped
-    | ReceiptRead
+# The name selects the class (a union tagged by "event", resolved here rather than by msgspec's
+# tagged unions, which skip the values of keys before the tag, and of a tag that is not a
+# string, recursively: the depth guard would then be needed before every decode).
+# Keyed by how a body starts when its first key is the name, compact (JSON.stringify) or with
+# json.dumps's default spacing, up to the length of the shortest name: that tells the names
+# apart, and the decoder then checks the whole name.
+_TELLING: Final = min(len(name) for name in EVENT_NAMES)
+_DECODERS: Final = {
+    f'{{"event":{space}"{name[:_TELLING]}'.encode(): msgspec.json.Decoder(cls)
+    for name, cls in _KNOWN.items()
+    for space in ("", " ")
+}
+assert len(_DECODERS) == 2 * len(_KNOWN)
+_COMPACT_START: Final = len('{"event":"') + _TELLING
+_untyped = msgspec.json.Decoder(float_hook=float)  # 1e400 is infinity, as json.loads reads it
+
+_DATA_TYPE: Final[dict[type[Event[Any]], type[msgspec.Struct]]] = {
+    cls: typing.get_args(cls.__orig_bases__[0])[0]  # type: ignore[attr-defined]
+    for cls in _KNOWN.values()
+}
+_DECLARING: Final[tuple[type[msgspec.Struct], ...]] = (
+    *_KNOWN.values(),
+    Attachment,
+    Message,
+    Reaction,
+    TypingIndicator,
+    ReadReceipt,
 )
-_typed = msgspec.json.Decoder(_KnownEvent)
-_untyped = msgspec.json.Decoder()
+_FIELDS: Final = {cls: frozenset(cls.__struct_fields__) for cls in _DECLARING}
+#: Objects nested in data, by field: the only ones are a message's attachments.
+_NESTED: Final[dict[type[msgspec.Struct], dict[str, type[msgspec.Struct]]]] = {
+    Message: {"attachments": Attachment}
+}
 
 # --- guards run before msgspec sees a body -------------------------------------------------------
 
@@ -362,13 +394,23 @@ def _malformed(error: msgspec.DecodeError, body: bytes) -> InvalidPayloadError:
 
 
 def _decode_raw(body: bytes) -> dict[str, Any]:
-    try:
-        document: dict[str, Any] = _untyped.decode(body)
-    except msgspec.DecodeError:
-        # A number beyond a double's range, which msgspec refuses and json reads as infinity.
-        # The body passed the depth guard, so the standard library's recursion is safe.
-        document = json.loads(body)
-    return document
+    document: dict[str, Any] = _untyped.decode(body)
+    return document  # an object: the body was decoded as an event already
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+_JSON_TYPES: Final[dict[type, str]] = {
+    type(None): "null",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "str",
+    list: "array",
+    dict: "object",
+}
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -390,30 +432,69 @@ def _convert(document: Any, cls: Any) -> Event[Any]:
     try:
         event: Event[Any] = msgspec.convert(document, cls)
     except msgspec.ValidationError as error:
-        raise _invalid(error) from None
+        if "got `float`" not in str(error):
+            raise _invalid(error) from None
+        # Rarely there: walk the document only now, for the integral floats of integer fields.
+        try:
+            event = msgspec.convert(_integral(document), cls)
+        except msgspec.ValidationError as again:
+            raise _invalid(again) from None
     return event
+
+
+def _declared(value: Any, cls: type[msgspec.Struct]) -> Any:
+    """An object with only the keys ``cls`` declares (anything else is left to be refused)."""
+    if type(value) is not dict:
+        return value
+    names = _FIELDS[cls]
+    kept = {key: item for key, item in value.items() if key in names}
+    for key, inner in _NESTED.get(cls, {}).items():
+        if type(kept.get(key)) is list:
+            kept[key] = [_declared(item, inner) for item in kept[key]]
+    return kept
+
+
+def _typed_view(document: dict[str, Any], cls: type[Event[Any]]) -> dict[str, Any]:
+    """The parts of a known event's body its classes type, with the fields its name implies."""
+    envelope: dict[str, Any] = _declared(document, cls)
+    data = envelope.get("data")
+    if type(data) is dict:
+        data = envelope["data"] = _declared(data, _DATA_TYPE[cls])
+        for field, value in cls.implied.items():
+            if data.get(field) is None:
+                data[field] = value
+    return envelope
 
 
 def _from_document(document: Any) -> Event[Any]:
     """Type a decoded body: the path for what the one-pass decoder left to Python."""
     if type(document) is not dict:
         raise InvalidPayloadError("body is not a JSON object")
-    name = document.get("event")
-    if type(name) is str and name not in _KNOWN:
-        # Only the envelope of an unknown event is typed: its data is kept as sent.
-        envelope = dict(document)
-        if "timestamp" in envelope:
-            envelope["timestamp"] = _integral(envelope["timestamp"])
-        return _convert(envelope, UnknownEvent)
-    cls = _KNOWN.get(name) if type(name) is str else None
-    document = _integral(document)
-    data = document.get("data")
-    if cls is not None and type(data) is dict:
-        for field, value in cls.implied.items():
-            if data.get(field) is None:
-                data[field] = value
-    # For a missing or ill-typed name, the union words the error.
-    return _convert(document, _KnownEvent if cls is None else cls)
+    if "event" not in document:
+        raise InvalidPayloadError("$.event: missing required field")
+    name = document["event"]
+    if type(name) is not str:
+        raise InvalidPayloadError(f"$.event: expected str, got {_json_type(name)}")
+    cls = _KNOWN.get(name)
+    if cls is not None:
+        return _convert(_typed_view(document, cls), cls)
+    # Only the envelope of an unknown event is typed: its data is kept as sent.
+    envelope = dict(document)
+    if type(envelope.get("timestamp")) is float:
+        envelope["timestamp"] = _integral(envelope["timestamp"])
+    return _convert(envelope, UnknownEvent)
+
+
+def _decode_again(body: bytes) -> Event[Any]:
+    """The second path: guard the bytes, decode without types, then type in Python."""
+    _check_bytes(body)
+    try:
+        document = _untyped.decode(body)
+    except msgspec.DecodeError as error:
+        raise _malformed(error, body) from None
+    except RecursionError:  # not reached past the depth guard; kept as a second line
+        raise InvalidPayloadError("body is nested too deeply") from None
+    return _from_document(document)
 
 
 def decode_event(body: bytes) -> Event[Any]:
@@ -423,23 +504,23 @@ def decode_event(body: bytes) -> Event[Any]:
     (``$.data.attachments[1].size: expected int, got str``). An unknown event name gives an
     :class:`UnknownEvent`, never an error.
     """
-    _check_bytes(body)
-    try:
-        event: Event[Any] = _typed.decode(body)
-    except msgspec.ValidationError:
-        # An unknown event name, a float for an integer, a field its name implies left out, or
-        # a real error: decode without types, then let Python sort out which.
+    # A known name first, as senders write it, picks its class's decoder; else the second path.
+    decoder = _DECODERS.get(body[:_COMPACT_START]) or _DECODERS.get(body[: _COMPACT_START + 1])
+    if decoder is None:
+        event = _decode_again(body)
+    else:
+        # Declared fields only, each decoded and type-checked: a success has checked every
+        # string's UTF-8, and nothing nests deeper than the classes do.
         try:
-            document = _untyped.decode(body)
+            event = decoder.decode(body)
+        except msgspec.ValidationError:
+            # A field the classes do not declare, a float for an integer, a field the name
+            # implies left out, or a real error: the second path sorts out which.
+            event = _decode_again(body)
         except msgspec.DecodeError as error:
             raise _malformed(error, body) from None
-        except RecursionError:
-            raise InvalidPayloadError("body is nested too deeply") from None
-        event = _from_document(document)
-    except msgspec.DecodeError as error:
-        raise _malformed(error, body) from None
-    except RecursionError:  # not reached past the depth guard; kept as a second line
-        raise InvalidPayloadError("body is nested too deeply") from None
+        except UnicodeDecodeError:  # how msgspec before 0.19 reports a string that is not UTF-8
+            raise InvalidPayloadError("body is not valid UTF-8") from None
     event.__dict__["_source"] = body
     return event
 

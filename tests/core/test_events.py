@@ -542,3 +542,75 @@ def test_a_long_text_without_any_ascii_byte_is_valid_utf8() -> None:
     text = "中" * 300_000  # 900 KB without a single ASCII byte
     body = encoded("message.received", sample_data("message.received") | {"text": text})
     assert parse_event(body).data.text == text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"event":"receipt.read","event":' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        b'{"deep":' + b"[" * 5_000 + b"]" * 5_000 + b',"event":"receipt.read"}',
+        b'{"event":' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        b'{"event":"receipt.read","data":{"x":' + b"{" * 5_000 + b"}" * 5_000 + b"}}",
+    ],
+    ids=["second event key", "before the event key", "event name", "unknown data field"],
+)
+def test_deep_values_where_a_decoder_would_skip_them_are_refused(body: bytes) -> None:
+    with pytest.raises(InvalidPayloadError, match="nested too deeply"):
+        parse_event(body)
+
+
+@pytest.mark.parametrize("name", EVENT_NAMES)
+def test_key_order_spacing_and_unknown_fields_do_not_change_the_event(name: str) -> None:
+    # The usual body (name first, no spaces, known fields) is decoded in one pass; any other is
+    # decoded by the second path, which must agree.
+    usual = {"event": name, "data": sample_data(name), "timestamp": 1, "delivery_id": "dlv_1"}
+    compact = json.dumps(usual, separators=(",", ":"), ensure_ascii=False).encode()
+    event = parse_event(compact)
+    shuffled = {"timestamp": 1, "data": sample_data(name), "delivery_id": "dlv_1", "event": name}
+    extra = usual | {"data": sample_data(name) | {"later": [1, {"x": None}]}, "api": "v2"}
+    for other in (
+        json.dumps(usual).encode(),
+        json.dumps(usual, indent=2).encode(),
+        json.dumps(shuffled).encode(),
+        json.dumps(extra).encode(),
+        b" \n" + compact,
+        compact.replace(name.encode(), f"\\u{ord(name[0]):04x}{name[1:]}".encode(), 1),
+    ):
+        assert parse_event(other) == event
+
+
+def test_an_escaped_event_name_is_the_same_name() -> None:
+    body = encoded("receipt.read", sample_data("receipt.read")).replace(
+        b'"receipt.read"', b'"receipt\\u002eread"', 1
+    )
+    assert b"\\u002e" in body
+    assert isinstance(parse_event(body), ReceiptRead)
+
+
+def test_events_built_by_hand_have_their_name() -> None:
+    data = ReadReceipt(id="rcp_1", chat_id="cht_1", handle="+1555", last_read_at=5)
+    event = ReceiptRead(data, 7, "dlv_1")
+    assert event.event == "receipt.read"
+    assert event == parse_event(
+        {
+            "event": "receipt.read",
+            "data": msgspec.to_builtins(data),
+            "timestamp": 7,
+            "delivery_id": "dlv_1",
+        }
+    )
+
+
+@pytest.mark.parametrize("name", ["message.sentinel", "receipt.readable", "typing.startedX"])
+def test_a_name_that_starts_like_a_known_one_is_unknown(name: str) -> None:
+    body = json.dumps({"event": name, "data": {"a": 1}, "timestamp": 1}, separators=(",", ":"))
+    event = parse_event(body.encode())
+    assert isinstance(event, UnknownEvent)
+    assert event.event == name
+
+
+def test_a_body_without_a_name_is_refused_whatever_its_first_bytes() -> None:
+    # The first bytes of a body pick a decoder only when they are the "event" key itself.
+    body = b'{"events":"message.sent","data":{},"timestamp":1}'
+    with pytest.raises(InvalidPayloadError, match=r"^\$\.event: missing required field$"):
+        parse_event(body)

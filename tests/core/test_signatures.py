@@ -642,6 +642,10 @@ known = (
     b'"timestamp":1,"deep":' + deep + b"}"
 )
 unknown = b'{"event":"chat.renamed","data":{"deep":' + deep + b'},"timestamp":1}'
+# Shapes that make a decoder skip a value to find or check the event name.
+again = b'{"event":"receipt.read","event":' + deep + b',"timestamp":1}'
+later = b'{"deep":' + deep + b',"event":"receipt.read","timestamp":1}'
+not_a_name = b'{"event":' + deep + b',"timestamp":1}'
 cases = {
     "open brackets, wrong signature": (b"[" * 100_000, "ab" * 32, None),
     "open braces, wrong signature": (b'{"a":' * 100_000, "ab" * 32, None),
@@ -650,6 +654,9 @@ cases = {
     "deep unknown event, signed": (
         unknown, sign_webhook(SECRET, None, unknown, scheme="body"), None
     ),
+    "deep second event key": (again, sign_webhook(SECRET, 1, again), "1"),
+    "deep value before the event key": (later, sign_webhook(SECRET, 1, later), "1"),
+    "deep event name": (not_a_name, sign_webhook(SECRET, 1, not_a_name), "1"),
 }
 results = {}
 
@@ -704,4 +711,7 @@ def test_deep_bodies_are_refused_on_a_512_kib_thread_stack() -> None:
         "deep known event, signed": ["InvalidPayloadError", 400, "InvalidPayloadError"],
         "deep known event, header": ["InvalidPayloadError", 400, "InvalidPayloadError"],
         "deep unknown event, signed": ["InvalidPayloadError", 400, "InvalidPayloadError"],
+        "deep second event key": ["InvalidPayloadError", 400, "InvalidPayloadError"],
+        "deep value before the event key": ["InvalidPayloadError", 400, "InvalidPayloadError"],
+        "deep event name": ["InvalidPayloadError", 400, "InvalidPayloadError"],
     }
