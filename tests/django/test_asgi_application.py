@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
 
 ONE_MIB = 1024 * 1024
 WEBHOOK = "/webhooks/messages"
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 
 
 @pytest.fixture(autouse=True)
