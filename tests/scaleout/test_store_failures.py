@@ -13,11 +13,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import Any
 
 import pytest
 
 from messages_integrations import (
+    Claim,
     Event,
     InMemoryDeliveryStore,
     WebhookReceiver,
@@ -193,3 +196,35 @@ def test_by_default_an_unreachable_store_refuses_with_503(
     assert recorder.count() == 0
     assert _outcomes(caplog) == ["store_failed"]
     assert password not in caplog.text
+
+
+def test_a_store_from_a_url_recovers_at_once_when_redis_restarts(
+    redis_server: Service, redis_url: str
+) -> None:
+    # Connections pooled before the restart are dead: each fails once, and is replaced at once,
+    # so no delivery is answered 503 once Redis is back.
+    store = store_from_url(redis_url)
+    keys = iter(f"delivery:restart-{n}" for n in range(100))
+
+    def claims(count: int) -> list[Claim]:
+        with ThreadPoolExecutor(count) as pool:
+            return list(pool.map(lambda key: store.claim(key, "t", lease=5), islice(keys, count)))
+
+    async def aclaims(count: int) -> list[Claim]:
+        return list(
+            await asyncio.gather(*(store.aclaim(k, "t", lease=5) for k in islice(keys, count)))
+        )
+
+    async def scenario() -> list[Claim]:
+        assert await aclaims(8) == [Claim.NEW] * 8  # eight pooled asyncio connections
+        redis_server.stop()
+        redis_server.start()
+        try:
+            return await aclaims(8)
+        finally:
+            await _aclose(store)
+
+    assert claims(8) == [Claim.NEW] * 8  # eight pooled sync connections
+    assert asyncio.run(scenario()) == [Claim.NEW] * 8
+    assert claims(8) == [Claim.NEW] * 8
+    _close(store)
