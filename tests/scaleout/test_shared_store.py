@@ -197,4 +197,5 @@ def test_each_worker_logs_the_shared_store_at_start_up(served: Served, redis_url
     if not served.example.own_logging:
         # "<pid> INFO messages_integrations: ...": one line per worker (and endpoint) at start-up.
         assert all(line.split()[1] == "INFO" for line in lines), lines
-        assert len({line.split()[0] for line in lines}) == WORKERS, lines
+        # Every worker logs its own line; one started in place of a killed worker, too.
+        assert len({line.split()[0] for line in lines}) >= WORKERS, lines
