@@ -440,7 +440,9 @@ def store_from_url(url: str) -> DeliveryStore:
     """A store from a URL: ``redis://``, ``rediss://``, ``unix://`` (Redis) or ``memory://``.
 
     A Redis URL gives a :class:`RedisDeliveryStore` with a sync and an asyncio client, made by
-    redis-py's ``from_url`` (so its query options apply); nothing connects until first use.
+    redis-py's ``from_url`` (so its query options apply); nothing connects until first use. Each
+    client retries a command once, on a new connection, after a connection error: a connection
+    pooled before Redis restarted fails once, and would otherwise answer one delivery 503.
     Anything else is a :class:`ConfigurationError` that never repeats a password.
     """
     if not isinstance(url, str):
@@ -457,9 +459,15 @@ def store_from_url(url: str) -> DeliveryStore:
     if scheme not in _REDIS_SCHEMES:
         raise ConfigurationError(f"unsupported store URL scheme {scheme!r}: use {_ACCEPTED}")
     redis = _import_redis()
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # Retrying is safe: a claim whose first attempt did run finds its own lease and answers "in
+    # progress" (409), never a second NEW; a second extend, complete or release changes nothing.
     try:
-        sync_client = redis.Redis.from_url(url)
-        async_client = redis.asyncio.Redis.from_url(url)
+        sync_client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 1))
+        async_client = redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 1))
     except (ValueError, TypeError) as exc:
         reason = _without_password(str(exc), url)
         raise ConfigurationError(f"not a usable Redis URL ({scheme}://...): {reason}") from None
