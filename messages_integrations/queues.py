@@ -171,6 +171,11 @@ class CeleryQueue(TaskQueue):
                 queue=self.queue,
                 retry=True,
                 retry_policy=_PUBLISH_RETRY_POLICY,
+                # Monitoring (Flower, `celery inspect`, the worker's logs) shows these instead of
+                # the arguments: the job's key, never the text of someone's message. It also
+                # spares a repr of the whole body on every publish.
+                argsrepr=f"(<job {job.key} {job.event}>,)",
+                kwargsrepr="{}",
             )
         except Exception as exc:  # kombu's OperationalError, socket errors, a refused message
             raise EnqueueError(f"the Celery broker did not accept job {job.key!r}") from exc
