@@ -278,7 +278,7 @@ def test_celery_a_worker_killed_mid_handler_runs_the_delivery_once_after_it_rest
     assert in_worker(pid_of(records, "handled", delivery.delivery_id), celery_worker)
 
 
-def test_celery_broker_down_answers_503_without_running_and_the_retry_is_queued_once_it_is_back(
+def test_celery_broker_down_answers_503_and_the_retry_is_handled_in_full_once_it_is_back(
     celery_web: Site, celery_worker: Worker, records: Any, redis_server: Service
 ) -> None:
     assert queued(celery_web.post(celery_web.message()))  # the web workers are connected
@@ -295,19 +295,33 @@ def test_celery_broker_down_answers_503_without_running_and_the_retry_is_queued_
     # The claim was released: a retry is refused the same way, not answered 409 "in progress".
     assert celery_web.post(delivery).status_code == 503
     assert count(records, "attempts", delivery.delivery_id) == 0
+    # With inline handlers too, those run before the enqueue fails: the 503 makes the sender
+    # retry the delivery in full, as after any failure.
+    mixed = celery_web.reaction()
+    assert celery_web.post(mixed).status_code == 503
+    assert count(records, "inline", mixed.delivery_id) == 1
     redis_server.start()
-    statuses = []
-    for _ in range(40):  # the sender retries until it is accepted
-        response = celery_web.post(delivery)
-        statuses.append(response.status_code)
-        if response.status_code != 503:
-            break
-        time.sleep(0.5)
-    assert queued(response), statuses
+    response = retry_until_accepted(celery_web, delivery)
+    assert queued(response), response.text
+    mixed_again = retry_until_accepted(celery_web, mixed)
+    assert (mixed_again.status_code, mixed_again.json()["status"]) == (200, "ok")
     wait_for(lambda: count(records, "handled", delivery.delivery_id) == 1, timeout=120)
+    wait_for(lambda: count(records, "background", mixed.delivery_id) == 1, timeout=60)
     time.sleep(2)
     assert count(records, "attempts", delivery.delivery_id) == 1
     assert count(records, "handled", delivery.delivery_id) == 1
+    assert count(records, "inline", mixed.delivery_id) == 2
+    assert count(records, "background", mixed.delivery_id) == 1
+
+
+def retry_until_accepted(site: Site, delivery: Delivery) -> httpx.Response:
+    """Send ``delivery`` again every half second while it is answered 503, as the sender does."""
+    for _ in range(40):
+        response = site.post(delivery)
+        if response.status_code != 503:
+            return response
+        time.sleep(0.5)
+    raise AssertionError(f"still 503 after 20 s: {response.text}")
 
 
 # --- Django Tasks --------------------------------------------------------------------------------
