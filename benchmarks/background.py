@@ -3,8 +3,10 @@ loopback Redis as broker, beside the same delivery with one empty inline handler
 
 One server process serves both endpoints (``apps/background_app.py``); one client sends signed
 ``reaction.added`` deliveries one at a time over a keep-alive connection, alternating between the
-endpoints, and times each answer. Beside them: a Redis round trip (redis-py's ``PING``, as kombu
-talks to Redis through redis-py) and the Redis commands the broker received per queued delivery.
+endpoints, and times each answer. The same receivers are also timed in this process, without a
+server (``WebhookReceiver.handle`` and ``ahandle``). Beside them: a Redis round trip (redis-py's
+``PING``, as kombu talks to Redis through redis-py) and the Redis commands the broker received
+per queued delivery.
 
     python benchmarks/background.py [--count 2000] [--warm-up 200]
 """
@@ -12,9 +14,12 @@ talks to Redis through redis-py) and the Redis commands the broker received per 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
+import importlib
 import importlib.util
+import os
 import shutil
 import socket
 import statistics
@@ -25,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from _common import Section, Target, table
 
@@ -150,9 +156,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 @dataclass
 class Result:
-    """One server's figures, in seconds."""
+    """One way in's figures, in seconds."""
 
-    server: Server
+    name: str
     inline: list[float]
     background: list[float]
     ping: list[float]
@@ -183,7 +189,93 @@ def measure(server: Server, count: int, warm_up: int) -> Result:
         client.close()
     if queued < count:
         raise RuntimeError(f"only {queued} jobs reached the broker")
-    return Result(server, times[INLINE], times[BACKGROUND], ping, commands / (count + warm_up))
+    per_delivery = commands / (count + warm_up)
+    return Result(server.name, times[INLINE], times[BACKGROUND], ping, per_delivery)
+
+
+def measure_in_process(count: int, warm_up: int) -> tuple[list[Result], dict[str, list[float]]]:
+    """The same receivers called in this process: ``handle`` (sync) and ``ahandle`` (async)."""
+    import redis
+
+    from messages_integrations import WebhookReceiver
+
+    results = []
+    with redis_server() as redis_port:
+        os.environ["BENCH_BROKER"] = f"redis://{HOST}:{redis_port}/0"
+        # The app reads BENCH_BROKER when imported: import it afresh for this broker.
+        sys.modules.pop("background_app", None)
+        app: Any = importlib.import_module("background_app")
+
+        client = redis.Redis(host=HOST, port=redis_port)
+        queued = WebhookReceiver(secret=SECRET, router=app.background, queue=app.queue)
+        ways = [
+            ("in process, handle()", app.sync_inline, _handle),
+            ("in process, ahandle()", app.async_inline, _ahandle),
+        ]
+        for name, inline, call in ways:
+            receivers = {INLINE: WebhookReceiver(secret=SECRET, router=inline), BACKGROUND: queued}
+            call(receivers, 0, 50)
+            before = command_calls(client)
+            times = call(receivers, count, warm_up)
+            per_delivery = (command_calls(client) - before) / (count + warm_up)
+            ping = round_trips(client, count)
+            results.append(Result(name, times[INLINE], times[BACKGROUND], ping, per_delivery))
+        publish = publish_times(app.queue, client, count)
+        client.close()
+    return results, publish
+
+
+def publish_times(queue: Any, client: Any, count: int) -> dict[str, list[float]]:
+    """``CeleryQueue.enqueue`` alone, beside redis-py pushing the same job's JSON to a list."""
+    import json
+
+    from messages_integrations.queues import Job
+
+    jobs = []
+    for body, headers in deliveries(count):
+        key = "delivery:" + headers["X-Webhook-Delivery-Id"]
+        jobs.append(Job.from_delivery(body, key=key, event="reaction.added"))
+    times: dict[str, list[float]] = {"enqueue": [], "lpush": []}
+    for job in jobs:
+        started = time.perf_counter()
+        queue.enqueue(job)
+        times["enqueue"].append(time.perf_counter() - started)
+        text = json.dumps(job.to_dict())
+        started = time.perf_counter()
+        client.lpush("bench-plain", text)
+        times["lpush"].append(time.perf_counter() - started)
+    return times
+
+
+def _handle(receivers: dict[str, Any], count: int, warm_up: int) -> dict[str, list[float]]:
+    sent = deliveries(2 * (count + warm_up))
+    times: dict[str, list[float]] = {INLINE: [], BACKGROUND: []}
+    for number in range(count + warm_up):
+        order = (INLINE, BACKGROUND) if number % 2 else (BACKGROUND, INLINE)
+        for path in order:
+            body, headers = sent.pop()
+            started = time.perf_counter()
+            receivers[path].handle("POST", headers, body)
+            if number >= warm_up:
+                times[path].append(time.perf_counter() - started)
+    return times
+
+
+def _ahandle(receivers: dict[str, Any], count: int, warm_up: int) -> dict[str, list[float]]:
+    async def run() -> dict[str, list[float]]:
+        sent = deliveries(2 * (count + warm_up))
+        times: dict[str, list[float]] = {INLINE: [], BACKGROUND: []}
+        for number in range(count + warm_up):
+            order = (INLINE, BACKGROUND) if number % 2 else (BACKGROUND, INLINE)
+            for path in order:
+                body, headers = sent.pop()
+                started = time.perf_counter()
+                await receivers[path].ahandle("POST", headers, body)
+                if number >= warm_up:
+                    times[path].append(time.perf_counter() - started)
+        return times
+
+    return asyncio.run(run())
 
 
 def _check_quiet(running: RunningServer) -> None:
@@ -195,51 +287,58 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f}"
 
 
+def _both(values: list[float]) -> str:
+    return f"{_ms(percentile(values, 0.5))} / {_ms(percentile(values, 0.99))}"
+
+
+def _row(result: Result) -> list[str]:
+    return [
+        result.name,
+        _both(result.inline),
+        _both(result.background),
+        f"{_ms(result.added(0.5))} / {_ms(result.added(0.99))}",
+        _both(result.ping),
+        f"{result.added(0.5) / statistics.median(result.ping):.1f}",
+        f"{result.commands_per_delivery:.2f}",
+    ]
+
+
 def run(count: int = 2000, warm_up: int = 200) -> Section:
-    """Measure every available server; the Markdown table and the targets."""
-    rows, targets = [], []
-    for server in SERVERS:
-        if not server.available():
-            rows.append([server.name, "not installed", "", "", "", "", ""])
-            continue
-        result = measure(server, count, warm_up)
-        rows.append(
-            [
-                server.name,
-                f"{_ms(percentile(result.inline, 0.5))} / {_ms(percentile(result.inline, 0.99))}",
-                f"{_ms(percentile(result.background, 0.5))} / "
-                f"{_ms(percentile(result.background, 0.99))}",
-                f"{_ms(result.added(0.5))} / {_ms(result.added(0.99))}",
-                f"{_ms(percentile(result.ping, 0.5))} / {_ms(percentile(result.ping, 0.99))}",
-                f"{result.added(0.5) / statistics.median(result.ping):.1f}",
-                f"{result.commands_per_delivery:.2f}",
-            ]
+    """Measure every available server, then the receivers in process; the table and targets."""
+    results = [measure(server, count, warm_up) for server in SERVERS if server.available()]
+    missing = [server.name for server in SERVERS if not server.available()]
+    in_process, publish = measure_in_process(count, warm_up)
+    results += in_process
+    targets = [
+        Target(
+            f"{result.name}: broker commands per queued delivery",
+            result.commands_per_delivery,
+            1.0,
+            unit="",
+            note="one LPUSH: one round trip",
         )
-        targets.append(
-            Target(
-                f"{server.name}: broker commands per queued delivery",
-                result.commands_per_delivery,
-                1.0,
-                unit="",
-                note="one LPUSH: one round trip",
-            )
-        )
+        for result in results
+    ]
     markdown = (
-        f"{count} deliveries per endpoint after {warm_up} to warm up, one at a time over one "
-        "keep-alive connection, the two endpoints alternating; one server worker process, no "
-        "Celery worker (the jobs wait in Redis). Times in ms, p50 / p99.\n\n"
+        f"{count} deliveries per endpoint after {warm_up} to warm up, one at a time (over one "
+        "keep-alive connection to one server worker process, or called in process), the two "
+        "endpoints alternating; no Celery worker runs (the jobs wait in Redis). Times in ms, "
+        "p50 / p99; *extra* is the background endpoint's percentile minus the inline one's.\n\n"
         + table(
             [
-                "server",
-                "inline handler",
+                "way in",
+                "inline handler (200)",
                 "background handler (202)",
                 "extra",
                 "Redis round trip (PING)",
                 "extra p50 in round trips",
                 "broker commands per delivery",
             ],
-            rows,
+            [_row(result) for result in results],
         )
+        + "".join(f"\n\n{name}: not installed, skipped." for name in missing)
+        + f"\n\nIn process, `CeleryQueue.enqueue()` alone: {_both(publish['enqueue'])} ms; "
+        f"redis-py pushing the same job's JSON to a list (one LPUSH): {_both(publish['lpush'])} ms."
     )
     return Section("Background handlers: the answer with a job queued on Celery", markdown, targets)
 
