@@ -31,6 +31,9 @@ PACKAGES = (
     "uvloop",
     "httptools",
     "gunicorn",
+    "celery",
+    "kombu",
+    "redis",
 )
 
 

@@ -309,16 +309,26 @@ def run(count: int = 2000, warm_up: int = 200) -> Section:
     missing = [server.name for server in SERVERS if not server.available()]
     in_process, publish = measure_in_process(count, warm_up)
     results += in_process
-    targets = [
-        Target(
-            f"{result.name}: broker commands per queued delivery",
-            result.commands_per_delivery,
-            1.0,
-            unit="",
-            note="one LPUSH: one round trip",
+    targets = []
+    for result in results:
+        targets.append(
+            Target(
+                f"{result.name}: broker commands per queued delivery",
+                result.commands_per_delivery,
+                1.0,
+                unit="",
+                note="one LPUSH: one round trip",
+            )
         )
-        for result in results
-    ]
+        targets.append(
+            Target(
+                f"{result.name}: extra p50 time, in Redis round trips",
+                result.added(0.5) / statistics.median(result.ping),
+                1.0,
+                unit="",
+                note="Celery's own publishing code",
+            )
+        )
     markdown = (
         f"{count} deliveries per endpoint after {warm_up} to warm up, one at a time (over one "
         "keep-alive connection to one server worker process, or called in process), the two "
