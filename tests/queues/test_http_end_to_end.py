@@ -98,7 +98,9 @@ def celery_web(request: pytest.FixtureRequest, celery_env: dict[str, str]) -> It
     command, app, _, _ = SERVERS[request.param]
     port = free_port()
     for server in _serve(command(app, port), port, celery_env):
-        yield Site(server, "/webhooks", CELERY_SECRET)
+        site = Site(server, "/webhooks", CELERY_SECRET)
+        yield site
+        site.client.close()
 
 
 @pytest.fixture(params=list(SERVERS))
@@ -107,7 +109,9 @@ def django_web(request: pytest.FixtureRequest, django_env: dict[str, str]) -> It
     command, _, app, path = SERVERS[request.param]
     port = free_port()
     for server in _serve(command(app, port), port, django_env):
-        yield Site(server, path, DJANGO_SECRET)
+        site = Site(server, path, DJANGO_SECRET)
+        yield site
+        site.client.close()
 
 
 class Site:
@@ -117,6 +121,7 @@ class Site:
         self.server = server
         self.url = server.url + path
         self.secret = secret
+        self.client = httpx.Client(timeout=30)  # kept alive, as a sender's connection would be
 
     def message(self, text: str = "hello") -> Delivery:
         """A signed message.received whose text tells the test handler what to do."""
@@ -128,7 +133,7 @@ class Site:
 
     def post(self, delivery: Delivery) -> httpx.Response:
         """Send ``delivery`` as Messages.dev does."""
-        return httpx.post(self.url, content=delivery.body, headers=delivery.headers, timeout=30)
+        return self.client.post(self.url, content=delivery.body, headers=delivery.headers)
 
     def runs_in_server(self, pid: int) -> bool:
         """Whether ``pid`` is one of the server's processes (its own process group)."""
