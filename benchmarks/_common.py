@@ -32,6 +32,9 @@ PACKAGES = (
     "uvloop",
     "httptools",
     "gunicorn",
+    "celery",
+    "kombu",
+    "redis",
 )
 
 

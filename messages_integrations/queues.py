@@ -8,7 +8,6 @@ given as ``queue=``. Celery and Django are imported only when a queue is built. 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from ._background import (
     arun_job,
     run_job,
 )
+from ._config import STORE_SETTING, Options, coerce_store
 from ._errors import ConfigurationError
 from ._router import WebhookRouter, default_router
 from ._store import InMemoryDeliveryStore
@@ -51,7 +51,6 @@ logger = logging.getLogger("messages_integrations")
 
 #: The one task :class:`CeleryQueue` registers on a Celery app.
 CELERY_TASK_NAME = "messages_integrations.run_background_handlers"
-STORE_ENV = "MESSAGES_WEBHOOK_STORE"
 
 # Publishing to a broker that is down fails within about a second instead of retrying for
 # minutes: the request is waiting, and it answers 503 so that the sender retries later.
@@ -65,27 +64,22 @@ def retry_delay(attempt: int, *, base: float = 2.0, limit: float = 600.0) -> flo
 
 
 def _store_from_environment() -> LeaseStore:
-    """The worker's store: ``MESSAGES_WEBHOOK_STORE`` (a URL), else this process's memory."""
-    url = os.environ.get(STORE_ENV, "").strip()
-    if url:
-        return _store_from_url(url)
+    """The Celery worker's store: ``MESSAGES_WEBHOOK_STORE`` (a URL or a ``"module:attribute"``
+    path, read as the adapters read it), else this process's memory."""
+    value = os.environ.get(STORE_SETTING, "").strip()
+    if value:
+        store: LeaseStore = coerce_store(value, STORE_SETTING)
+        return store
+    return _memory_store()
+
+
+def _memory_store() -> LeaseStore:
     logger.warning(
         "background handlers: no %s configured, so each worker process de-duplicates jobs in "
         "its own memory; set it to a shared store (redis://...) when workers run in parallel",
-        STORE_ENV,
+        STORE_SETTING,
     )
     return InMemoryDeliveryStore()
-
-
-def _store_from_url(url: str) -> LeaseStore:
-    try:
-        stores = importlib.import_module("messages_integrations.stores")
-    except ImportError as exc:  # an installation without the shared stores
-        raise ConfigurationError(
-            f"{STORE_ENV} names a store, but messages_integrations.stores is unavailable"
-        ) from exc
-    store: LeaseStore = stores.store_from_url(url)
-    return store
 
 
 class _LazyStore:
@@ -177,6 +171,11 @@ class CeleryQueue(TaskQueue):
                 queue=self.queue,
                 retry=True,
                 retry_policy=_PUBLISH_RETRY_POLICY,
+                # Monitoring (Flower, `celery inspect`, the worker's logs) shows these instead of
+                # the arguments: the job's key, never the text of someone's message. It also
+                # spares a repr of the whole body on every publish.
+                argsrepr=f"(<job {job.key} {job.event}>,)",
+                kwargsrepr="{}",
             )
         except Exception as exc:  # kombu's OperationalError, socket errors, a refused message
             raise EnqueueError(f"the Celery broker did not accept job {job.key!r}") from exc
@@ -275,53 +274,63 @@ def _django_task() -> Any:
 def django_worker_queue(backend: str = "default") -> DjangoTasksQueue:
     """The queue a Django Tasks worker runs a job of ``backend`` with.
 
-    The ``MESSAGES_WEBHOOK_QUEUE`` setting's (an object or a ``"module:attribute"`` path) when it
-    is a :class:`DjangoTasksQueue` on that backend; else one with the default router.
+    The settings' ``MESSAGES_WEBHOOK_QUEUE`` (resolved as the webhook view resolves it) when it
+    is a :class:`DjangoTasksQueue` on that backend; else one on ``backend`` with the settings'
+    router (``MESSAGES_WEBHOOK_ROUTER``, else the default router).
     """
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    configured: Any = getattr(settings, "MESSAGES_WEBHOOK_QUEUE", None)
-    if isinstance(configured, str):
-        configured = import_string(configured.replace(":", "."))
-    if isinstance(configured, DjangoTasksQueue) and configured.backend == backend:
-        return configured
-    if backend not in _worker_queues:
-        _worker_queues[backend] = DjangoTasksQueue(backend)
-    return _worker_queues[backend]
-
-
-_worker_queues: dict[str, DjangoTasksQueue] = {}
-_django_stores: dict[str, LeaseStore] = {}
+    settings = _django_worker_settings()
+    queue = settings.options.queue
+    if isinstance(queue, DjangoTasksQueue) and queue.backend == backend:
+        return queue
+    if backend not in settings.queues:
+        settings.queues[backend] = DjangoTasksQueue(backend, router=settings.options.router)
+    return settings.queues[backend]
 
 
 def django_worker_store() -> LeaseStore:
     """The store a Django Tasks worker claims jobs in: the same one the webhook view uses.
 
-    The ``MESSAGES_WEBHOOK_STORE`` setting (a store, a URL or a ``"module:attribute"`` path),
-    else ``caches["default"]`` when it is a Redis or Memcached cache, else this process's memory.
+    The ``MESSAGES_WEBHOOK_STORE`` setting or environment variable (a store, a URL or a
+    ``"module:attribute"`` path), else ``caches["default"]`` when it is a Redis or Memcached
+    cache, else this process's memory (with a warning).
     """
-    if "store" not in _django_stores:
-        _django_stores["store"] = _resolve_django_store()
-    return _django_stores["store"]
+    settings = _django_worker_settings()
+    if settings.store is None:
+        configured = settings.options.store
+        settings.store = configured if configured is not None else _memory_store()
+    return settings.store
 
 
-def _resolve_django_store() -> LeaseStore:
-    from django.conf import settings
-    from django.core.cache import caches
-    from django.utils.module_loading import import_string
+class _DjangoWorkerSettings:
+    """The worker's resolved options, and what it built from them, until a setting changes."""
 
-    configured: Any = getattr(settings, STORE_ENV, None) or os.environ.get(STORE_ENV) or None
-    if isinstance(configured, str):
-        if "://" in configured:
-            return _store_from_url(configured)
-        configured = import_string(configured.replace(":", "."))
-    if configured is not None:
-        store: LeaseStore = configured
-        return store
-    backend = type(caches["default"]).__name__.lower()
-    if "redis" in backend or "memcache" in backend:
-        stores = importlib.import_module("messages_integrations.stores")
-        cache_store: LeaseStore = stores.DjangoCacheDeliveryStore("default")
-        return cache_store
-    return InMemoryDeliveryStore()
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.queues: dict[str, DjangoTasksQueue] = {}
+        self.store: LeaseStore | None = None
+
+
+_django_worker: list[_DjangoWorkerSettings] = []
+_django_worker_lock = threading.Lock()
+#: The worker never verifies a signature: resolving with a secret of its own lets a worker find
+#: its queue and store even where ``MESSAGES_WEBHOOK_SECRET`` is not set.
+_WORKER_SECRET = "unused-by-workers"  # noqa: S105 - never used to verify anything
+
+
+def _django_worker_settings() -> _DjangoWorkerSettings:
+    with _django_worker_lock:
+        if not _django_worker:
+            from django.core.signals import setting_changed
+
+            from .django.conf import resolve
+
+            # One resolver for the view and its worker: the same store, queue and router.
+            _django_worker.append(_DjangoWorkerSettings(resolve({"secret": _WORKER_SECRET})))
+            setting_changed.connect(_forget_django_worker, dispatch_uid=__name__)
+        return _django_worker[0]
+
+
+def _forget_django_worker(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("MESSAGES_WEBHOOK_") or setting in ("CACHES", "TASKS"):
+        with _django_worker_lock:
+            _django_worker.clear()

@@ -5,7 +5,8 @@
   route the verified event.
 
 The signing secret comes from the MESSAGES_WEBHOOK_SECRET environment variable.
-GET /received shows what was received so far.
+GET /received shows what was received so far. With MESSAGES_WEBHOOK_QUEUE=celery_app:webhook_queue
+both endpoints also load celery_app.py, whose background handler runs in a Celery worker.
 """
 
 from typing import Annotated, Any

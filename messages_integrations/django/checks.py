@@ -9,7 +9,13 @@ from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Warning
 
 from messages_integrations import ConfigurationError, InMemoryDeliveryStore, resolve_secret
-from messages_integrations._config import SECRET_SETTING, STORE_SETTING, UNSET, Options
+from messages_integrations._config import (
+    QUEUE_SETTING,
+    SECRET_SETTING,
+    STORE_SETTING,
+    UNSET,
+    Options,
+)
 
 from .conf import WHERE, lookup, resolve
 
@@ -25,8 +31,8 @@ _SECRET_HINT = (
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Report a missing secret (E001), any unusable setting (E002), naming it, and a store on
-    the database cache (W003)."""
+    """Report a missing secret (E001), any unusable setting (E002), naming it, background handlers
+    without a task queue (E003), and a store on the database cache (W003)."""
     setting = lookup(SECRET_SETTING)
     try:
         resolve_secret(None, None if setting is UNSET else setting, where=WHERE)
@@ -42,7 +48,21 @@ def check_settings(
                 id="messages_integrations.E002",
             )
         ]
-    return _store_on_database_cache(options)
+    return _queue_missing(options) + _store_on_database_cache(options)
+
+
+def _queue_missing(options: Options) -> list[CheckMessage]:
+    if options.queue is not None or not options.router.needs_queue():
+        return []
+    return [
+        Error(
+            "Background handlers (@on(..., background=True)) are registered, but no task queue "
+            "is configured to run them: the webhook views answer 500 until one is.",
+            hint=f"Set {QUEUE_SETTING} to a queue, such as 'yourproject.webhooks:webhook_queue' "
+            f"holding DjangoTasksQueue() (see docs/background.md), or drop background=True.",
+            id="messages_integrations.E003",
+        )
+    ]
 
 
 def _store_on_database_cache(options: Options) -> list[CheckMessage]:

@@ -2,7 +2,8 @@
 
 Its handlers record, in Redis, what ran where: the tests read the records to check that each
 delivery was handled once, in the worker's process. A message's text tells the handler what to
-do: ``sleep <seconds>``, ``fail once``, or anything else to return at once.
+do: ``sleep <seconds>``, ``fail once``, or anything else to return at once. ``reaction.added``
+has an inline handler (run by the web process, tests/queues/web_apps.py) and a background one.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 import redis
 from celery import Celery
 
-from messages_integrations import MessageReceived, WebhookRouter
+from messages_integrations import MessageReceived, ReactionAdded, WebhookRouter
 from messages_integrations.queues import CeleryQueue
+from tests.queues.records import note_run
 from tests.queues.redis_store import RedisLeaseStore
 
 BROKER_URL = os.environ["MI_TEST_BROKER"]  # Redis db 0: Celery's queues
@@ -64,3 +66,15 @@ def remember(event: MessageReceived) -> None:
         raise ConnectionError("the downstream API was down")
     records.hset("handled_pid", key, os.getpid())
     records.hincrby("handled", key, 1)
+
+
+@router.on("reaction.added")
+def note_inline(event: ReactionAdded) -> None:
+    """Inline: runs in the web process, during the request."""
+    note_run(records, "inline", event)
+
+
+@router.on("reaction.added", background=True)
+def note_background(event: ReactionAdded) -> None:
+    """Background: runs in a worker."""
+    note_run(records, "background", event)

@@ -1,5 +1,6 @@
 """Settings of the small Django project the Django Tasks tests run in subprocesses (the web side
-that enqueues, and ``db_worker``): django-tasks' database backend on a SQLite file."""
+that enqueues, under gunicorn or uvicorn, and ``db_worker``): django-tasks' database backend on a
+SQLite file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from tests.queues.redis_store import RedisLeaseStore
 
 SECRET_KEY = "django-tasks-tests-only"
 USE_TZ = True
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "tests.queues.django_app.urls"
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",

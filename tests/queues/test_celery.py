@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -10,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import redis
 
 from messages_integrations.queues import EnqueueError, Job
 from messages_integrations.testing import build_delivery
@@ -131,3 +133,19 @@ def test_a_failing_handler_is_retried_and_handled_once(
     time.sleep(1)
     assert count(records, "attempts", flaky.key) == 2
     assert count(records, "handled", flaky.key) == 1
+
+
+def test_monitoring_sees_the_job_key_never_the_message_text(
+    celery_app: ModuleType, redis_url: str
+) -> None:
+    private = job("the door code is 4721")
+    celery_app.queue.enqueue(private)  # no worker: the message stays in the broker
+    broker = redis.Redis.from_url(redis_url)
+    try:
+        [raw] = broker.lrange("celery", 0, -1)
+    finally:
+        broker.close()
+    headers = json.loads(raw)["headers"]
+    assert headers["id"] == private.key
+    assert private.key in headers["argsrepr"]
+    assert "4721" not in headers["argsrepr"] + headers["kwargsrepr"]

@@ -65,3 +65,35 @@ def test_inside_a_transaction_the_job_is_enqueued_only_when_it_commits(
     wait_for(lambda: count(records, "handled", committed) == 1)
     time.sleep(1)  # the worker polls every 0.1 s: a rolled-back job would have run by now
     assert count(records, "attempts", rolled_back) == 0
+
+
+def task_statuses(env: dict[str, str]) -> list[str]:
+    """The status of every task in the database backend's table."""
+    code = (
+        "from django_tasks_db.models import DBTaskResult; "
+        "print('statuses:', *DBTaskResult.objects.values_list('status', flat=True))"
+    )
+    output = django_command(env, "shell", "-c", code)
+    [line] = [line for line in output.splitlines() if line.startswith("statuses:")]
+    return line.split()[1:]
+
+
+def test_a_job_whose_worker_died_is_not_run_again_until_it_is_enqueued_again(
+    django_env: dict[str, str], db_workers: list[Worker], records: Any
+) -> None:
+    [key] = enqueue(django_env, "sleep 4")["keys"]
+    wait_for(lambda: records.hget("started_pid", key))
+    for worker in db_workers:
+        worker.kill()
+    for worker in db_workers:
+        worker.start()
+    time.sleep(8)  # the dead attempt's lease (3 s) has long expired, the workers poll every 0.1 s
+    assert count(records, "handled", key) == 0
+    assert task_statuses(django_env) == ["RUNNING"]  # abandoned, never picked up again
+    # What docs/background.md advises: enqueue the job again; it runs once.
+    enqueue(django_env, "sleep 4", f"--delivery-id={key}")
+    wait_for(lambda: count(records, "handled", key) == 1, timeout=60)
+    enqueue(django_env, "sleep 4", f"--delivery-id={key}")  # once more, after it ran: a duplicate
+    wait_for(lambda: task_statuses(django_env).count("SUCCESSFUL") == 2, timeout=60)
+    assert count(records, "handled", key) == 1
+    assert count(records, "attempts", key) == 2

@@ -1,4 +1,7 @@
-"""Background handlers of the Django Tasks tests, found by autodiscovery in the worker too."""
+"""Handlers of the Django Tasks tests, found by autodiscovery in the web process and the worker.
+
+``message.received`` has a background handler; ``reaction.added`` an inline and a background one.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import time
 
 import redis
 
-from messages_integrations import MessageReceived, on
+from messages_integrations import MessageReceived, ReactionAdded, on
 from messages_integrations.queues import DjangoTasksQueue
+from tests.queues.records import note_run
 
 records = redis.Redis.from_url(os.environ["MI_TEST_RECORDS"])
 queue = DjangoTasksQueue(lease=3, retry_backoff=0.5)
@@ -27,3 +31,15 @@ def remember(event: MessageReceived) -> None:
         raise ConnectionError("the downstream API was down")
     records.hset("handled_pid", key, os.getpid())
     records.hincrby("handled", key, 1)
+
+
+@on("reaction.added")
+def note_inline(event: ReactionAdded) -> None:
+    """Inline: runs in the web process, during the request."""
+    note_run(records, "inline", event)
+
+
+@on("reaction.added", background=True)
+def note_background(event: ReactionAdded) -> None:
+    """Background: runs in a db_worker."""
+    note_run(records, "background", event)

@@ -1,5 +1,6 @@
-"""``enqueue_jobs TEXT [--jobs N] [--copies C] [--atomic commit|rollback]``: the web side of the
-Django Tasks tests. Prints one JSON line: the delivery keys and the slowest enqueue in seconds."""
+"""``enqueue_jobs TEXT [--jobs N] [--copies C] [--atomic commit|rollback] [--delivery-id ID]``:
+the web side of the Django Tasks tests. Prints one JSON line: the delivery keys and the slowest
+enqueue in seconds."""
 
 from __future__ import annotations
 
@@ -32,12 +33,18 @@ class Command(BaseCommand):
         parser.add_argument("--jobs", type=int, default=1)
         parser.add_argument("--copies", type=int, default=1)
         parser.add_argument("--atomic", choices=["commit", "rollback"])
+        parser.add_argument("--delivery-id", help="enqueue this delivery again (one job)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         jobs = []
         for _ in range(options["jobs"]):
             data = {**MESSAGE, "text": options["text"]}
-            delivery = build_delivery("message.received", data, secret="whsec_django_tasks")
+            delivery = build_delivery(
+                "message.received",
+                data,
+                secret="whsec_django_tasks",
+                delivery_id=options["delivery_id"],
+            )
             assert delivery.delivery_id is not None
             jobs.append(
                 Job.from_delivery(delivery.body, key=delivery.delivery_id, event="message.received")

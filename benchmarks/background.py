@@ -1,0 +1,369 @@
+"""The answer to a delivery whose only handler is a background one, queued on Celery with a
+loopback Redis as broker, beside the same delivery with one empty inline handler.
+
+One server process serves both endpoints (``apps/background_app.py``); one client sends signed
+``reaction.added`` deliveries one at a time over a keep-alive connection, alternating between the
+endpoints, and times each answer. The same receivers are also timed in this process, without a
+server (``WebhookReceiver.handle`` and ``ahandle``). Beside them: a Redis round trip (redis-py's
+``PING``, as kombu talks to Redis through redis-py) and the Redis commands the broker received
+per queued delivery.
+
+    python benchmarks/background.py [--count 2000] [--warm-up 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import importlib
+import importlib.util
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _common import Section, Target, table
+
+from messages_integrations._serve import HOST, RunningServer, free_port, serve
+from messages_integrations.testing import build_delivery
+
+APPS = Path(__file__).resolve().parent / "apps"
+sys.path.insert(0, str(APPS))
+
+from shared import SECRET  # noqa: E402 - the apps folder is not a package
+
+INLINE, BACKGROUND = "/inline", "/background"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One framework on one server, one worker process."""
+
+    name: str
+    argv: Callable[[int], list[str]]
+    needs: tuple[str, ...]
+
+    def available(self) -> bool:
+        """Whether the framework and the server are installed."""
+        return all(importlib.util.find_spec(name) is not None for name in self.needs)
+
+
+def _uvicorn(port: int) -> list[str]:
+    return [
+        "-m", "uvicorn", "background_app:asgi", "--host", HOST, "--port", str(port),
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _gunicorn(port: int) -> list[str]:
+    return [
+        "-m", "gunicorn", "background_app:wsgi", "--bind", f"{HOST}:{port}", "--workers", "1",
+        "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+SERVERS = [
+    Server("Starlette, uvicorn", _uvicorn, ("starlette", "uvicorn", "celery", "redis")),
+    Server("Flask, gunicorn", _gunicorn, ("flask", "gunicorn", "celery", "redis")),
+]
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[int]:
+    """A private redis-server on a free loopback port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
+        argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        process = subprocess.Popen(
+            [*argv, "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        try:
+            for _ in range(200):
+                with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
+                    break
+                time.sleep(0.02)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """``count`` signed reaction.added deliveries, each with its own id."""
+    signed = [build_delivery("reaction.added", secret=SECRET) for _ in range(count)]
+    return [(d.body, d.headers) for d in signed]
+
+
+def answer_times(port: int, count: int, warm_up: int) -> dict[str, list[float]]:
+    """Seconds to answer each delivery, per endpoint, the endpoints alternating."""
+    sent = deliveries(2 * (count + warm_up))
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    times: dict[str, list[float]] = {INLINE: [], BACKGROUND: []}
+    expected = {INLINE: 200, BACKGROUND: 202}
+    for number in range(count + warm_up):
+        # Which endpoint goes first alternates too, so that neither always follows the other.
+        order = (INLINE, BACKGROUND) if number % 2 else (BACKGROUND, INLINE)
+        for path in order:
+            body, headers = sent.pop()
+            started = time.perf_counter()
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+            if response.status != expected[path]:
+                raise RuntimeError(f"{path} answered {response.status}")
+            if number >= warm_up:
+                times[path].append(elapsed)
+    connection.close()
+    return times
+
+
+def round_trips(client: object, count: int) -> list[float]:
+    """Seconds per redis-py ``PING`` on the broker, one at a time."""
+    ping = client.ping  # type: ignore[attr-defined]
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        ping()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def command_calls(client: object) -> int:
+    """Every command the Redis server has run so far, ``INFO`` itself excluded."""
+    stats = client.info("commandstats")  # type: ignore[attr-defined]
+    return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile (0.5: median, 0.99: p99)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass
+class Result:
+    """One way in's figures, in seconds."""
+
+    name: str
+    inline: list[float]
+    background: list[float]
+    ping: list[float]
+    commands_per_delivery: float
+
+    def added(self, fraction: float) -> float:
+        """How much longer the background endpoint took at this quantile."""
+        return percentile(self.background, fraction) - percentile(self.inline, fraction)
+
+
+def measure(server: Server, count: int, warm_up: int) -> Result:
+    """Run the server on a fresh broker and time both endpoints."""
+    import redis
+
+    with redis_server() as redis_port:
+        broker = f"redis://{HOST}:{redis_port}/0"
+        client = redis.Redis(host=HOST, port=redis_port)
+        port = free_port()
+        env = {"BENCH_BROKER": broker, "PYTHONPATH": str(APPS)}
+        with serve(server.argv(port), port=port, cwd=APPS, env=env, timeout=60) as running:
+            answer_times(port, 0, 50)  # connect the producer, declare the queue
+            before = command_calls(client)
+            times = answer_times(port, count, warm_up)
+            commands = command_calls(client) - before
+            _check_quiet(running)
+        ping = round_trips(client, count)
+        queued = client.llen("celery")
+        client.close()
+    if queued < count:
+        raise RuntimeError(f"only {queued} jobs reached the broker")
+    per_delivery = commands / (count + warm_up)
+    return Result(server.name, times[INLINE], times[BACKGROUND], ping, per_delivery)
+
+
+def measure_in_process(count: int, warm_up: int) -> tuple[list[Result], dict[str, list[float]]]:
+    """The same receivers called in this process: ``handle`` (sync) and ``ahandle`` (async)."""
+    import redis
+
+    from messages_integrations import WebhookReceiver
+
+    results = []
+    with redis_server() as redis_port:
+        os.environ["BENCH_BROKER"] = f"redis://{HOST}:{redis_port}/0"
+        # The app reads BENCH_BROKER when imported: import it afresh for this broker.
+        sys.modules.pop("background_app", None)
+        app: Any = importlib.import_module("background_app")
+
+        client = redis.Redis(host=HOST, port=redis_port)
+        queued = WebhookReceiver(secret=SECRET, router=app.background, queue=app.queue)
+        ways = [
+            ("in process, handle()", app.sync_inline, _handle),
+            ("in process, ahandle()", app.async_inline, _ahandle),
+        ]
+        for name, inline, call in ways:
+            receivers = {INLINE: WebhookReceiver(secret=SECRET, router=inline), BACKGROUND: queued}
+            call(receivers, 0, 50)
+            before = command_calls(client)
+            times = call(receivers, count, warm_up)
+            per_delivery = (command_calls(client) - before) / (count + warm_up)
+            ping = round_trips(client, count)
+            results.append(Result(name, times[INLINE], times[BACKGROUND], ping, per_delivery))
+        publish = publish_times(app.queue, client, count)
+        client.close()
+    return results, publish
+
+
+def publish_times(queue: Any, client: Any, count: int) -> dict[str, list[float]]:
+    """``CeleryQueue.enqueue`` alone, beside redis-py pushing the same job's JSON to a list."""
+    import json
+
+    from messages_integrations.queues import Job
+
+    jobs = []
+    for body, headers in deliveries(count):
+        key = "delivery:" + headers["X-Webhook-Delivery-Id"]
+        jobs.append(Job.from_delivery(body, key=key, event="reaction.added"))
+    times: dict[str, list[float]] = {"enqueue": [], "lpush": []}
+    for job in jobs:
+        started = time.perf_counter()
+        queue.enqueue(job)
+        times["enqueue"].append(time.perf_counter() - started)
+        text = json.dumps(job.to_dict())
+        started = time.perf_counter()
+        client.lpush("bench-plain", text)
+        times["lpush"].append(time.perf_counter() - started)
+    return times
+
+
+def _handle(receivers: dict[str, Any], count: int, warm_up: int) -> dict[str, list[float]]:
+    sent = deliveries(2 * (count + warm_up))
+    times: dict[str, list[float]] = {INLINE: [], BACKGROUND: []}
+    for number in range(count + warm_up):
+        order = (INLINE, BACKGROUND) if number % 2 else (BACKGROUND, INLINE)
+        for path in order:
+            body, headers = sent.pop()
+            started = time.perf_counter()
+            receivers[path].handle("POST", headers, body)
+            if number >= warm_up:
+                times[path].append(time.perf_counter() - started)
+    return times
+
+
+def _ahandle(receivers: dict[str, Any], count: int, warm_up: int) -> dict[str, list[float]]:
+    async def run() -> dict[str, list[float]]:
+        sent = deliveries(2 * (count + warm_up))
+        times: dict[str, list[float]] = {INLINE: [], BACKGROUND: []}
+        for number in range(count + warm_up):
+            order = (INLINE, BACKGROUND) if number % 2 else (BACKGROUND, INLINE)
+            for path in order:
+                body, headers = sent.pop()
+                started = time.perf_counter()
+                await receivers[path].ahandle("POST", headers, body)
+                if number >= warm_up:
+                    times[path].append(time.perf_counter() - started)
+        return times
+
+    return asyncio.run(run())
+
+
+def _check_quiet(running: RunningServer) -> None:
+    if "Traceback" in running.log():
+        raise RuntimeError(f"the server failed:\n{running.log()}")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
+
+
+def _both(values: list[float]) -> str:
+    return f"{_ms(percentile(values, 0.5))} / {_ms(percentile(values, 0.99))}"
+
+
+def _row(result: Result) -> list[str]:
+    return [
+        result.name,
+        _both(result.inline),
+        _both(result.background),
+        f"{_ms(result.added(0.5))} / {_ms(result.added(0.99))}",
+        _both(result.ping),
+        f"{result.added(0.5) / statistics.median(result.ping):.1f}",
+        f"{result.commands_per_delivery:.2f}",
+    ]
+
+
+def run(count: int = 2000, warm_up: int = 200) -> Section:
+    """Measure every available server, then the receivers in process; the table and targets."""
+    results = [measure(server, count, warm_up) for server in SERVERS if server.available()]
+    missing = [server.name for server in SERVERS if not server.available()]
+    in_process, publish = measure_in_process(count, warm_up)
+    results += in_process
+    targets = []
+    for result in results:
+        targets.append(
+            Target(
+                f"{result.name}: broker commands per queued delivery",
+                result.commands_per_delivery,
+                1.0,
+                unit="",
+                note="one LPUSH: one round trip",
+            )
+        )
+        targets.append(
+            Target(
+                f"{result.name}: extra p50 time, in Redis round trips",
+                result.added(0.5) / statistics.median(result.ping),
+                1.0,
+                unit="",
+                note="Celery's own publishing code",
+            )
+        )
+    markdown = (
+        f"{count} deliveries per endpoint after {warm_up} to warm up, one at a time (over one "
+        "keep-alive connection to one server worker process, or called in process), the two "
+        "endpoints alternating; no Celery worker runs (the jobs wait in Redis). Times in ms, "
+        "p50 / p99; *extra* is the background endpoint's percentile minus the inline one's.\n\n"
+        + table(
+            [
+                "way in",
+                "inline handler (200)",
+                "background handler (202)",
+                "extra",
+                "Redis round trip (PING)",
+                "extra p50 in round trips",
+                "broker commands per delivery",
+            ],
+            [_row(result) for result in results],
+        )
+        + "".join(f"\n\n{name}: not installed, skipped." for name in missing)
+        + f"\n\nIn process, `CeleryQueue.enqueue()` alone: {_both(publish['enqueue'])} ms; "
+        f"redis-py pushing the same job's JSON to a list (one LPUSH): {_both(publish['lpush'])} ms."
+    )
+    return Section("Background handlers: the answer with a job queued on Celery", markdown, targets)
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--warm-up", type=int, default=200)
+    args = parser.parse_args()
+    section = run(args.count, args.warm_up)
+    print(f"## {section.title}\n\n{section.markdown}\n")
+    for target in section.targets:
+        print(" | ".join(target.row()))
+
+
+if __name__ == "__main__":
+    main()
