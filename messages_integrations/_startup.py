@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._config import EndpointOptions, describe_store, given, resolve_options
+from ._config import UNSET, EndpointOptions, describe_store, given, resolve_options
+from ._errors import ConfigurationError
 from ._handling import WebhookReceiver
 from ._store import DeliveryStore, InMemoryDeliveryStore
 
@@ -20,13 +21,34 @@ PROMETHEUS_SETTING = "MESSAGES_WEBHOOK_PROMETHEUS"
 OTEL_SETTING = "MESSAGES_WEBHOOK_OTEL"
 
 
-def enable_exporters(setting: Callable[[str], Any]) -> None:
-    """Turn on the Prometheus and OpenTelemetry exporters that the framework's settings ask for."""
-    if setting(PROMETHEUS_SETTING):
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def _switch(setting: Callable[[str], Any], name: str) -> bool:
+    """A yes/no setting: the framework's (UNSET when absent), else the environment variable."""
+    value = setting(name)
+    if value is UNSET:
+        value = os.environ.get(name, "")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ConfigurationError(f"{name} must be 1 or 0 (true or false), not {value!r}")
+    return bool(value)
+
+
+def enable_exporters(setting: Callable[[str], Any] = lambda _name: UNSET) -> None:
+    """Turn on the Prometheus and OpenTelemetry exporters that the settings ask for.
+
+    ``setting(name)`` is the framework's setting, :data:`UNSET` when it has none; then the
+    environment variable of that name (``MESSAGES_WEBHOOK_PROMETHEUS=1``) decides.
+    """
+    if _switch(setting, PROMETHEUS_SETTING):
         from . import prometheus
 
         prometheus.enable()
-    if setting(OTEL_SETTING):
+    if _switch(setting, OTEL_SETTING):
         from . import otel
 
         otel.enable()
@@ -72,6 +94,7 @@ def build_receiver(
     """Resolve an endpoint's options (argument > setting > environment), build its receiver once,
     and announce it in the log. Raises :class:`ConfigurationError` for a missing or bad option."""
     resolved = resolve_options(given(options), lookup, where=where, defaults=defaults)
+    enable_exporters(lookup or (lambda _name: UNSET))
     receiver = WebhookReceiver.from_options(
         resolved, store=store, thread_sensitive=thread_sensitive
     )

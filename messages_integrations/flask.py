@@ -136,7 +136,7 @@ def _register(state: BlueprintSetupState, options: Mapping[str, Any]) -> None:
     endpoint = _Endpoint(options, full_name)
     app.extensions.setdefault(_EXTENSION, {})[full_name] = endpoint
     app.cli.add_command(cli)
-    enable_exporters(lambda key: app.config.get(key, False))
+    enable_exporters(lambda key: app.config.get(key, UNSET))
     # Fail at start-up, never at the first delivery: no secret, or a bad value, raises here.
     endpoint.receiver(app.config, app.config.get("MAX_CONTENT_LENGTH"))
 
