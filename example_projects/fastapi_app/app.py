@@ -5,14 +5,15 @@
   route the verified event.
 
 The signing secret comes from the MESSAGES_WEBHOOK_SECRET environment variable.
-GET /received shows what was received so far.
+GET /received shows what was received so far; GET /metrics the Prometheus figures (with
+MESSAGES_WEBHOOK_PROMETHEUS=1).
 """
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Response
 
-from messages_integrations import Event, MessageReceived, on
+from messages_integrations import Event, MessageReceived, on, prometheus
 from messages_integrations.fastapi import MessagesWebhook
 from messages_integrations.starlette import MessagesWebhookMiddleware
 from messages_integrations.testing import Recorder
@@ -43,3 +44,12 @@ async def inbox(event: Annotated[Event[Any], Depends(verified_event)]) -> dict[s
 async def received() -> dict[str, Any]:
     """What was received so far."""
     return recorder.summary()
+
+
+@app.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus figures, when MESSAGES_WEBHOOK_PROMETHEUS=1 is set."""
+    if not prometheus.is_enabled():
+        raise HTTPException(404, "set MESSAGES_WEBHOOK_PROMETHEUS=1")
+    body, content_type = prometheus.exposition()
+    return Response(body, media_type=content_type)
