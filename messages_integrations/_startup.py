@@ -11,10 +11,13 @@ from typing import Any
 
 from ._config import UNSET, EndpointOptions, describe_store, given, resolve_options
 from ._errors import ConfigurationError
+from ._events import EVENT_NAMES
 from ._handling import WebhookReceiver
+from ._outcomes import describe_hooks
+from ._router import handler_name
 from ._store import DeliveryStore, InMemoryDeliveryStore
 
-__all__ = ["announce", "build_receiver", "enable_exporters", "worker_count"]
+__all__ = ["announce", "build_receiver", "describe", "enable_exporters", "worker_count"]
 
 #: Settings (Django) and config keys (Flask) that turn the exporters on for the whole process.
 PROMETHEUS_SETTING = "MESSAGES_WEBHOOK_PROMETHEUS"
@@ -102,6 +105,39 @@ def build_receiver(
     return receiver
 
 
+def _describe_queue(queue: Any) -> str:
+    return "none" if queue is None else getattr(queue, "describe", lambda: type(queue).__name__)()
+
+
+def describe(receiver: WebhookReceiver) -> list[str]:
+    """What the check commands print about one endpoint, a line each (never a secret).
+
+    Its secrets, limits, store and queue; whether Prometheus, OpenTelemetry and callbacks watch
+    it; then the handlers each event runs.
+    """
+    window = "off" if receiver.tolerance is None else f"{receiver.tolerance:g} s"
+    lines = [
+        f"{len(receiver.secrets)} secret(s); replay window {window}; "
+        f"largest body {receiver.max_body_size} bytes",
+        f"store: {describe_store(receiver.store)}",
+    ]
+    if isinstance(receiver.store, InMemoryDeliveryStore):
+        lines.append(
+            "warning: the in-memory store de-duplicates within one process only; with several "
+            "worker processes set MESSAGES_WEBHOOK_STORE=redis://... (every process shares it)"
+        )
+    lines.append(f"queue: {_describe_queue(receiver.queue)}")
+    lines += [f"{hook}: {state}" for hook, state in describe_hooks(receiver.observers).items()]
+    router = receiver.router
+    for event in (*EVENT_NAMES, "other events"):
+        inline = [handler_name(h) for h in router.handlers_for(event)]
+        background = [
+            f"{handler_name(h)} (background)" for h in router.handlers_for(event, background=True)
+        ]
+        lines.append(f"{event:<17} {', '.join(inline + background) or '(no handler)'}")
+    return lines
+
+
 def announce(receiver: WebhookReceiver, endpoint: str) -> None:
     """Log the endpoint's settings once (never a secret or a password); warn about a lone store."""
     window = "off" if receiver.tolerance is None else f"{receiver.tolerance:g} s"
@@ -114,7 +150,7 @@ def announce(receiver: WebhookReceiver, endpoint: str) -> None:
         window,
         receiver.max_body_size,
         describe_store(receiver.store),
-        "none" if queue is None else getattr(queue, "describe", lambda: type(queue).__name__)(),
+        _describe_queue(queue),
         extra={"store": describe_store(receiver.store)},
     )
     workers = worker_count()

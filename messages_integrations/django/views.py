@@ -245,8 +245,12 @@ def messages_webhook(view: Any = None, /, **options: Any) -> Any:
     endpoint = Endpoint(**options)
 
     def decorate(view: Any) -> Any:
+        wrapped: Any
         if iscoroutinefunction(view):
-            return _exempt(_async_wrapper(endpoint, view))
-        return _exempt(_sync_wrapper(endpoint, view))
+            wrapped = _exempt(_async_wrapper(endpoint, view))
+        else:
+            wrapped = _exempt(_sync_wrapper(endpoint, view))
+        wrapped.messages_endpoint = endpoint  # what `manage.py messages check` describes
+        return wrapped
 
     return decorate if view is None else decorate(view)
