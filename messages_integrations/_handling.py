@@ -509,7 +509,9 @@ class Delivery:
                 self.event_name,
                 exc_info=exc.__cause__ or exc,
             )
-        self._conclude(outcome, response, reason=str(exc))
+        # Some refusals carry no text of their own (an oversized body, a GET): the answer says why.
+        reason = str(exc) or response.json().get("message", "")
+        self._conclude(outcome, response, reason=reason)
         return Refused(response, outcome)
 
     def _done(self, recorded: bool) -> None:
@@ -904,7 +906,6 @@ _PENDING: set[asyncio.Task[None]] = set()
 
 def not_configured(error: ConfigurationError, headers: HeadersInput = ()) -> WebhookResponse:
     """The JSON 500 for an endpoint that cannot be built (no secret, a bad setting), logged."""
-    logger.error("the Messages.dev webhook endpoint is not configured: %s", error)
     record = DeliveryRecord(
         outcome="not_configured",
         http_status=500,
@@ -913,6 +914,17 @@ def not_configured(error: ConfigurationError, headers: HeadersInput = ()) -> Web
         duration_s=0.0,
         secret_position=None,
         reason=str(error),
+    )
+    # The same three traces as any other delivery: one log record with the fields, a span, the
+    # observers (no receiver exists, so only those of the whole process).
+    tracer = _outcomes.tracing
+    if tracer is not None:
+        with tracer.delivery() as span:
+            span.conclude(record)
+    logger.error(
+        "the Messages.dev webhook endpoint is not configured: %s",
+        error,
+        extra=record.log_extra(),
     )
     GLOBAL_OBSERVERS.notify(record, GLOBAL_OBSERVERS.current())
     return _NOT_CONFIGURED

@@ -607,6 +607,57 @@ def add_webhooks_parser(commands: Subcommands) -> None:
     delete.set_defaults(handler=run_webhooks_delete)
 
 
+# --- check ------------------------------------------------------------------------------------
+
+
+def add_check_parser(commands: Subcommands) -> None:
+    """Declare ``check``."""
+    parser = commands.add_parser(
+        "check",
+        help="describe the endpoint the MESSAGES_WEBHOOK_* environment variables configure",
+        description="Build the endpoint the environment configures, as the Starlette middleware "
+        "and the FastAPI dependency do, and describe it: how many secrets, the store, the "
+        "queue, whether Prometheus, OpenTelemetry and callbacks are on, and the handlers. "
+        "Exits 1 when it cannot work (no secret, a bad value). Django and Flask projects: "
+        "'manage.py messages check', 'flask messages check'.",
+    )
+    parser.add_argument(
+        "--import",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (your app), so that its handlers, callbacks and exporters "
+        "count; repeatable",
+    )
+    parser.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Describe the endpoint built from the environment; 1 when it cannot be built."""
+    import importlib
+    import os
+
+    from ._startup import build_receiver, describe
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # `--import app` finds the app beside you, as flask does
+    for module in args.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise CommandError(f"cannot import {module}: {exc}") from None
+    print("endpoint configured by the environment (MESSAGES_WEBHOOK_*)")
+    try:
+        receiver = build_receiver({}, "messages-integrations check")
+    except (ConfigurationError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in describe(receiver):
+        print(f"  {line}")
+    return EXIT_OK
+
+
 # --- the command ------------------------------------------------------------------------------
 
 
@@ -638,6 +689,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 #: One function per subcommand, called in this order by :func:`build_parser`.
 SUBCOMMANDS: list[Callable[[Subcommands], None]] = [
+    add_check_parser,
     add_demo_parser,
     add_send_parser,
     add_sign_parser,

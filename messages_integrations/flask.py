@@ -9,7 +9,7 @@ for the secret, from the environment variable ``MESSAGES_WEBHOOK_SECRET``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Unpack
 
 import click
@@ -22,15 +22,13 @@ from ._config import (
     OPTION_NAMES,
     UNSET,
     EndpointOptions,
-    describe_store,
     given,
     resolve_options,
     setting_name,
 )
 from ._errors import ConfigurationError
-from ._events import EVENT_NAMES
 from ._handling import BodyTooLarge, WebhookReceiver, not_configured
-from ._startup import announce, enable_exporters
+from ._startup import announce, describe, enable_exporters
 from ._store import InMemoryDeliveryStore
 
 __all__ = ["cli", "create_blueprint"]
@@ -136,14 +134,9 @@ def _register(state: BlueprintSetupState, options: Mapping[str, Any]) -> None:
     endpoint = _Endpoint(options, full_name)
     app.extensions.setdefault(_EXTENSION, {})[full_name] = endpoint
     app.cli.add_command(cli)
-    enable_exporters(lambda key: app.config.get(key, False))
+    enable_exporters(lambda key: app.config.get(key, UNSET))
     # Fail at start-up, never at the first delivery: no secret, or a bad value, raises here.
     endpoint.receiver(app.config, app.config.get("MAX_CONTENT_LENGTH"))
-
-
-def _label(handler: Callable[..., object]) -> str:
-    name = getattr(handler, "__qualname__", type(handler).__qualname__)  # a callable object
-    return f"{handler.__module__}.{name}"
 
 
 def _describe(app: Flask, name: str, endpoint: _Endpoint) -> bool:
@@ -154,20 +147,8 @@ def _describe(app: Flask, name: str, endpoint: _Endpoint) -> bool:
     except ConfigurationError as exc:
         click.echo(f"  error: {exc}", err=True)
         return False
-    window = "off" if receiver.tolerance is None else f"{receiver.tolerance:g} s"
-    click.echo(
-        f"  {len(receiver.secrets)} secret(s); replay window {window}; "
-        f"largest body {receiver.max_body_size} bytes"
-    )
-    click.echo(f"  store: {describe_store(receiver.store)}")
-    if isinstance(receiver.store, InMemoryDeliveryStore):
-        click.echo(
-            "  warning: the in-memory store de-duplicates within one process only; with several "
-            "worker processes set MESSAGES_WEBHOOK_STORE=redis://... (every process shares it)"
-        )
-    for event in (*EVENT_NAMES, "other events"):
-        handlers = [_label(handler) for handler in receiver.router.handlers_for(event)]
-        click.echo(f"  {event:<17} {', '.join(handlers) or '(no handler)'}")
+    for line in describe(receiver):
+        click.echo(f"  {line}")
     return True
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from . import __version__
+from . import __version__, _outcomes
 from ._outcomes import DeliveryRecord, set_tracing
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["disable", "enable", "is_enabled"]
 
 _ERRORS: Final = frozenset({"handler_failed", "store_failed"})
-_enabled = False
 
 
 class _DeliverySpan:
@@ -56,7 +55,20 @@ class _Tracing:
     def __init__(self, provider: TracerProvider | None) -> None:
         from opentelemetry import trace
 
+        self.provider = provider
+        # Without a provider, a proxy tracer: it follows the global provider, even one set later.
         self.tracer = trace.get_tracer("messages_integrations", __version__, provider)
+
+    def describe(self) -> str:
+        """Where the spans go, for the check commands."""
+        if self.provider is not None:
+            return f"to the {type(self.provider).__name__} given to enable()"
+        from opentelemetry import trace
+
+        provider = type(trace.get_tracer_provider()).__name__
+        if provider == "ProxyTracerProvider":
+            return "to the global tracer provider, not set yet in this process"
+        return f"to the global {provider}"
 
     @contextmanager
     def delivery(self) -> Iterator[_DeliverySpan]:
@@ -84,18 +96,21 @@ def enable(tracer_provider: TracerProvider | None = None) -> None:
 
     Spans go to ``tracer_provider``, else to the global provider your SDK set up.
     """
-    global _enabled  # one tracer per process, as the OpenTelemetry API expects
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "opentelemetry-api is not installed: pip install 'messages-integrations[otel]'"
+        ) from None
     set_tracing(_Tracing(tracer_provider))
-    _enabled = True
 
 
 def disable() -> None:
     """Stop tracing deliveries."""
-    global _enabled
-    set_tracing(None)
-    _enabled = False
+    if is_enabled():
+        set_tracing(None)
 
 
 def is_enabled() -> bool:
     """Whether :func:`enable` is in effect."""
-    return _enabled
+    return isinstance(_outcomes.tracing, _Tracing)

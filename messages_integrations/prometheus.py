@@ -29,7 +29,7 @@ from ._outcomes import (
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["disable", "enable", "exposition", "is_enabled"]
+__all__ = ["disable", "enable", "exposition", "is_enabled", "multiprocess_dir"]
 
 #: Event names as labels: the seven known ones; any other is "other" (the label set stays small).
 _KNOWN_EVENTS: Final = frozenset(EVENT_NAMES)
@@ -43,13 +43,26 @@ def _event_label(name: str | None) -> str:
     return name if name in _KNOWN_EVENTS else "other"
 
 
+def multiprocess_dir() -> str | None:
+    """The folder prometheus-client's multiprocess mode writes to, or None (one process)."""
+    # prometheus-client still honours the lower-case name of its older releases.
+    found = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(
+        "prometheus_multiproc_dir"  # noqa: SIM112 - prometheus-client's own older name
+    )
+    return found or None
+
+
 class _Metrics:
     """The three metrics, and the observer that feeds them."""
+
+    #: How ``messages-integrations check`` and the framework checks name this observer.
+    exporter = "prometheus"
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
         where = REGISTRY if registry is None else registry
+        self.registry = where
         self.deliveries = Counter(
             "messages_webhook_deliveries",
             "Messages.dev webhook deliveries received, by event and outcome.",
@@ -66,38 +79,67 @@ class _Metrics:
             "messages_webhook_in_progress",
             "Webhook deliveries whose handlers are running now.",
             registry=where,
+            # The sum over the worker processes alive now: a dead worker's runs are over.
             multiprocess_mode="livesum",
         )
-        # labels() takes a lock and builds a key; one child per label set is kept here instead.
-        self._counters: dict[tuple[str, str], Any] = {}
+        # labels() validates, takes a lock and builds a key on every call; each label set's
+        # child is looked up here instead (a dict read, safe without a lock under the GIL).
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[tuple[str, str, str], Any] = {}
 
     def __call__(self, record: Record) -> None:
         if isinstance(record, DeliveryRecord):
             key = (_event_label(record.event), record.outcome)
-            child = self._counters.get(key)
+            child = self._counted.get(key)
             if child is None:
-                child = self._counters[key] = self.deliveries.labels(*key)
+                child = self._counted[key] = self.deliveries.labels(*key)
             child.inc()
             if record.handled:
                 self.in_progress.dec()
+        elif isinstance(record, HandlerRecord):
+            timed = (_event_label(record.event), record.handler, record.outcome)
+            child = self._timed.get(timed)
+            if child is None:
+                child = self._timed[timed] = self.handler_duration.labels(*timed)
+            child.observe(record.duration_s)
         elif isinstance(record, HandlersStarted):
             self.in_progress.inc()
-        elif isinstance(record, HandlerRecord):
-            self.handler_duration.labels(
-                _event_label(record.event), record.handler, record.outcome
-            ).observe(record.duration_s)
+
+    def describe(self) -> str:
+        """Where the figures are kept, for the check commands."""
+        folder = multiprocess_dir()
+        if folder is not None:
+            return f"multiprocess, {folder}"
+        from prometheus_client import REGISTRY
+
+        return "default registry" if self.registry is REGISTRY else "own registry"
+
+    def __repr__(self) -> str:
+        return "<messages_integrations.prometheus metrics>"
+
+
+def _require(module: str, extra: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise ImportError(
+            f"{module} is not installed: pip install 'messages-integrations[{extra}]'"
+        ) from None
 
 
 def enable(registry: CollectorRegistry | None = None) -> None:
     """Count every delivery and time every handler of every endpoint in this process.
 
-    Metrics go to prometheus-client's default registry unless ``registry`` is given. Calling it
-    again changes nothing.
+    Metrics go to prometheus-client's default registry unless ``registry`` is given (at the
+    first call: the metrics are created once per process). Calling it again, or after
+    :func:`disable`, feeds the same metrics again.
     """
     global _metrics  # one set of metrics per process, as prometheus-client expects
     with _lock:
         if _metrics is None:
+            _require("prometheus_client", "prometheus")
             _metrics = _Metrics(registry)
+        if _metrics not in GLOBAL_OBSERVERS.current():
             GLOBAL_OBSERVERS.add(_metrics)
 
 
@@ -127,8 +169,9 @@ def exposition(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
         multiprocess,
     )
 
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    folder = multiprocess_dir()
+    if folder is not None and registry is None:
         collected = CollectorRegistry()
-        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(collected, path=folder)  # type: ignore[no-untyped-call]
         return generate_latest(collected), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY if registry is None else registry), CONTENT_TYPE_LATEST

@@ -1,16 +1,17 @@
 """A small Flask app that receives Messages.dev webhooks at /webhooks.
 
 The signing secret comes from the environment variable MESSAGES_WEBHOOK_SECRET (or app.config).
-``GET /received`` shows what the handlers have received so far.
+``GET /received`` shows what the handlers have received so far, ``GET /metrics`` the Prometheus
+figures (with ``MESSAGES_WEBHOOK_PROMETHEUS=1``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, abort, current_app
 
-from messages_integrations import MessageReceived, ReactionAdded, on
+from messages_integrations import MessageReceived, ReactionAdded, on, prometheus
 from messages_integrations.flask import create_blueprint
 from messages_integrations.testing import Recorder
 
@@ -41,6 +42,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/received")
     def received() -> dict[str, Any]:
         return recorder.summary()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        # On with MESSAGES_WEBHOOK_PROMETHEUS in app.config or in the environment.
+        if not prometheus.is_enabled():
+            abort(404, "set MESSAGES_WEBHOOK_PROMETHEUS=1")
+        body, content_type = prometheus.exposition()
+        return Response(body, content_type=content_type)
 
     return app
 

@@ -1,7 +1,8 @@
 """A Starlette app that receives Messages.dev webhooks at /webhooks.
 
 The signing secret comes from the MESSAGES_WEBHOOK_SECRET environment variable.
-GET /received shows what the handlers received so far.
+GET /received shows what the handlers received so far; GET /metrics the Prometheus figures
+(with MESSAGES_WEBHOOK_PROMETHEUS=1).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from messages_integrations import MessageReceived, ReactionAdded, on
+from messages_integrations import MessageReceived, ReactionAdded, on, prometheus
 from messages_integrations.starlette import MessagesWebhookMiddleware
 from messages_integrations.testing import Recorder
 
@@ -37,7 +38,15 @@ async def received(request: Request) -> JSONResponse:
     return JSONResponse(recorder.summary())
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus figures, when MESSAGES_WEBHOOK_PROMETHEUS=1 is set."""
+    if not prometheus.is_enabled():
+        return JSONResponse({"error": "set MESSAGES_WEBHOOK_PROMETHEUS=1"}, status_code=404)
+    body, content_type = prometheus.exposition()
+    return Response(body, headers={"content-type": content_type})
+
+
 app = Starlette(
-    routes=[Route("/received", received)],
+    routes=[Route("/received", received), Route("/metrics", metrics)],
     middleware=[Middleware(MessagesWebhookMiddleware, path="/webhooks")],
 )

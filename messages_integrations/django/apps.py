@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
+from messages_integrations._config import UNSET
 from messages_integrations._startup import enable_exporters
 
 from .checks import check_deploy, check_settings
@@ -29,4 +30,4 @@ class MessagesIntegrationsConfig(AppConfig):
         checks.register(check_settings)
         checks.register(check_deploy, deploy=True)
         autodiscover_modules(HANDLERS_MODULE)
-        enable_exporters(lambda name: getattr(settings, name, False))
+        enable_exporters(lambda name: getattr(settings, name, UNSET))
