@@ -252,7 +252,6 @@ def messages_webhook(view: Any = None, /, **options: Any) -> Any:
     endpoint = Endpoint(**options)
 
     def decorate(view: Any) -> Any:
-        wrapped: Any
         if iscoroutinefunction(view):
             return _exempt(_async_wrapper(endpoint, view), endpoint)
         return _exempt(_sync_wrapper(endpoint, view), endpoint)
