@@ -4,7 +4,7 @@ The core never imports a web framework; adapters live in ``messages_integrations
 ``messages_integrations.flask`` and ``messages_integrations.starlette``.
 """
 
-from ._config import resolve_secret
+from ._config import EndpointOptions, resolve_secret
 from ._errors import (
     ConfigurationError,
     InvalidPayloadError,
@@ -49,6 +49,7 @@ __all__ = [
     "Delivery",
     "DeliveryRecord",
     "DeliveryStore",
+    "EndpointOptions",
     "Event",
     "HandlerRecord",
     "HandlersStarted",

@@ -14,6 +14,7 @@ import redis
 from flask import Flask
 from starlette.applications import Starlette
 
+from messages_integrations import EndpointOptions
 from messages_integrations.flask import create_blueprint
 from messages_integrations.starlette import MessagesWebhookMiddleware
 from messages_integrations.stores import RedisDeliveryStore
@@ -22,7 +23,12 @@ from tests.queues import celery_app
 SECRET = "whsec_queues_end_to_end"
 
 store = RedisDeliveryStore(redis.Redis.from_url(os.environ["MI_TEST_RECORDS"]))
-options = {"secret": SECRET, "router": celery_app.router, "store": store, "queue": celery_app.queue}
+options: EndpointOptions = {
+    "secret": SECRET,
+    "router": celery_app.router,
+    "store": store,
+    "queue": celery_app.queue,
+}
 
 flask_app = Flask(__name__)
 flask_app.register_blueprint(create_blueprint(**options))
