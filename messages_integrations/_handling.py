@@ -52,6 +52,7 @@ from ._outcomes import (
     DeliverySpan,
     HandlerRecord,
     HandlersStarted,
+    Metering,
     Observers,
     Outcome,
 )
@@ -315,6 +316,7 @@ class Delivery:
 
     __slots__ = (
         "_body",
+        "_meter",
         "_method",
         "_raw",
         "_request",
@@ -349,6 +351,7 @@ class Delivery:
         self.handled = False
         self.outcome: Outcome | None = None
         self.response: WebhookResponse | None = None
+        self._meter: Metering | None = None
         tracer = _outcomes.tracing
         self._span_scope: AbstractContextManager[DeliverySpan] | None = None
         self._span: DeliverySpan | None = None
@@ -401,6 +404,10 @@ class Delivery:
         if claim is Claim.NEW:
             self.receiver._heartbeat.hold(self)
         self.handled = True
+        meter = _outcomes.metering
+        if meter is not None:
+            self._meter = meter  # the one to count the delivery down at its end
+            meter.started()
         observers = self.receiver.observers.current()
         if observers:
             assert self.event is not None
@@ -570,6 +577,10 @@ class Delivery:
         self.outcome, self.response = outcome, response
         receiver = self.receiver
         level = _LEVELS[outcome]
+        meter = _outcomes.metering
+        if meter is not None:
+            event = self.event
+            meter.delivered(None if event is None else event.event, outcome, self._meter is meter)
         observers = receiver.observers.current()
         if not observers and self._span is None and not logger.isEnabledFor(level):
             return
@@ -915,8 +926,11 @@ def not_configured(error: ConfigurationError, headers: HeadersInput = ()) -> Web
         secret_position=None,
         reason=str(error),
     )
-    # The same three traces as any other delivery: one log record with the fields, a span, the
-    # observers (no receiver exists, so only those of the whole process).
+    # The same traces as any other delivery: one log record with the fields, the metrics, a span,
+    # the observers (no receiver exists, so only those of the whole process).
+    meter = _outcomes.metering
+    if meter is not None:
+        meter.delivered(None, "not_configured", False)
     tracer = _outcomes.tracing
     if tracer is not None:
         with tracer.delivery() as span:

@@ -1,8 +1,10 @@
 """One outcome per delivery: the fixed vocabulary, the immutable records, and their observers.
 
 Every delivery ends in one :class:`DeliveryRecord` (logged on the ``messages_integrations``
-logger with its fields as record attributes) and every handler run in one :class:`HandlerRecord`.
-Observers (the Prometheus and OpenTelemetry exporters, or your own callbacks) receive both.
+logger with its fields as record attributes) and every handler run in one :class:`HandlerRecord`;
+your callbacks (:class:`Observers`) receive both. The exporters plug in beside them, without
+records: a :class:`Tracing` (OpenTelemetry) and a :class:`Metering` (Prometheus), each one
+process-wide hook that costs nothing while it is off.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ __all__ = [
     "DeliverySpan",
     "HandlerRecord",
     "HandlersStarted",
+    "Metering",
     "Observer",
     "Observers",
     "Outcome",
     "Record",
     "Tracing",
     "describe_hooks",
+    "metering",
     "observe",
+    "set_metering",
     "set_tracing",
     "tracing",
 ]
@@ -70,7 +75,7 @@ class DeliveryRecord(msgspec.Struct, frozen=True, gc=False):
     secret_position: int | None = None
     reason: str = ""
     #: Whether its handlers started (the outcomes ok, queued and handler_failed, or a store
-    #: failure after them): what the in-progress gauge counts down.
+    #: failure after them): a callback counting deliveries in progress counts it down.
     handled: bool = False
 
     def log_extra(self) -> dict[str, Any]:
@@ -91,7 +96,7 @@ class HandlerRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 class HandlersStarted(msgspec.Struct, frozen=True, gc=False):
-    """A delivery was claimed and its handlers are about to run (the in-progress gauge's up)."""
+    """A delivery was claimed and its handlers are about to run."""
 
     event: str
     delivery_id: str | None
@@ -175,17 +180,11 @@ def describe_hooks(observers: Observers) -> dict[str, str]:
 
     For the check commands: each value is one short line (``"off"``, ``"none"``, or what is on).
     """
-    callbacks: list[str] = []
-    prometheus = "off"
-    for callback in observers.current():
-        if getattr(callback, "exporter", None) == "prometheus":
-            prometheus = f"on ({callback.describe()})"  # type: ignore[attr-defined]
-        else:
-            callbacks.append(_callable_name(callback))
-    tracer = tracing
+    callbacks = [_callable_name(callback) for callback in observers.current()]
+    meter, tracer = metering, tracing
     return {
-        "prometheus": prometheus,
-        "opentelemetry": "off" if tracer is None else f"on ({tracer.describe()})",
+        "prometheus": "off" if meter is None else f"on ({meter.destination()})",
+        "opentelemetry": "off" if tracer is None else f"on ({tracer.destination()})",
         "callbacks": ", ".join(callbacks) if callbacks else "none",
     }
 
@@ -207,7 +206,7 @@ class Tracing(Protocol):
         """A span around one handler run (its error, if any, propagates through it)."""
         ...
 
-    def describe(self) -> str:
+    def destination(self) -> str:
         """Where the spans go, in a few words (for the check commands)."""
         ...
 
@@ -228,3 +227,39 @@ def set_tracing(tracer: Tracing | None) -> None:
     """Install (or remove, with None) the process's tracer."""
     global tracing  # one process-wide hook, read once per delivery
     tracing = tracer
+
+
+class Metering(Protocol):
+    """What a metrics exporter (``messages_integrations.prometheus``) plugs in.
+
+    Called directly on the path every delivery takes, with the few values it counts: no record
+    is built for it, so metrics stay cheap when no callback reads records.
+    """
+
+    def started(self) -> object:
+        """A delivery's handlers are about to run (what it returns is ignored)."""
+        ...
+
+    def handler_ran(
+        self, event: str, handler: Callable[[Any], object], failed: bool, duration_s: float
+    ) -> None:
+        """One handler run ended (``failed``: it raised)."""
+        ...
+
+    def delivered(self, event: str | None, outcome: Outcome, started: bool) -> None:
+        """A delivery ended; ``started``: this meter was told its handlers started."""
+        ...
+
+    def destination(self) -> str:
+        """Where the figures go, in a few words (for the check commands)."""
+        ...
+
+
+#: The metrics exporter in use in this process, or None (the default: no cost).
+metering: Metering | None = None
+
+
+def set_metering(meter: Metering | None) -> None:
+    """Install (or remove, with None) the process's metrics exporter."""
+    global metering  # one process-wide hook, read a few times per delivery
+    metering = meter

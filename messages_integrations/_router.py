@@ -256,7 +256,10 @@ class WebhookRouter:
         handlers = self.handlers_for(event.event, background=background)
         errors: list[BaseException] = []
         watch = _watcher(observer, background)
+        meter = _outcomes.metering
         for handler in handlers:
+            started = 0.0 if meter is None else time.perf_counter()
+            failed = False
             try:
                 with watch(event, handler):
                     if iscoroutinefunction(handler):
@@ -267,6 +270,10 @@ class WebhookRouter:
                             async_to_sync(_await)(result)
             except Exception as exc:  # noqa: BLE001 - collected, then raised again
                 errors.append(exc)
+                failed = True
+            if meter is not None:
+                # Timed here rather than through a context manager: metrics stay cheap.
+                meter.handler_ran(event.event, handler, failed, time.perf_counter() - started)
         _raise_collected(event, errors)
         return len(handlers)
 
@@ -286,7 +293,10 @@ class WebhookRouter:
         handlers = self.handlers_for(event.event, background=background)
         errors: list[BaseException] = []
         watch = _watcher(observer, background)
+        meter = _outcomes.metering
         for handler in handlers:
+            started = 0.0 if meter is None else time.perf_counter()
+            failed = False
             try:
                 with watch(event, handler):
                     if iscoroutinefunction(handler):
@@ -298,6 +308,9 @@ class WebhookRouter:
                             await result
             except Exception as exc:  # noqa: BLE001 - collected, then raised again
                 errors.append(exc)
+                failed = True
+            if meter is not None:
+                meter.handler_ran(event.event, handler, failed, time.perf_counter() - started)
         _raise_collected(event, errors)
         return len(handlers)
 
@@ -352,8 +365,7 @@ class _Watched:
         if self._span is not None:
             self._span.__exit__(kind, error, traceback)  # records the handler's error on its span
         if self._observer is not None:
-            event = self._event
-            failed = error is not None
+            event, failed = self._event, error is not None
             self._observer(
                 HandlerRecord(
                     event=event.event,

@@ -59,7 +59,7 @@ class _Tracing:
         # Without a provider, a proxy tracer: it follows the global provider, even one set later.
         self.tracer = trace.get_tracer("messages_integrations", __version__, provider)
 
-    def describe(self) -> str:
+    def destination(self) -> str:
         """Where the spans go, for the check commands."""
         if self.provider is not None:
             return f"to the {type(self.provider).__name__} given to enable()"

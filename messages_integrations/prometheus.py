@@ -13,18 +13,17 @@ before the workers start; :func:`exposition` then adds up every worker's figures
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from . import _outcomes
 from ._events import EVENT_NAMES
-from ._outcomes import (
-    GLOBAL_OBSERVERS,
-    DeliveryRecord,
-    HandlerRecord,
-    HandlersStarted,
-    Record,
-)
+from ._outcomes import Outcome, set_metering
+from ._router import Handler, handler_name
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -33,8 +32,17 @@ __all__ = ["disable", "enable", "exposition", "is_enabled", "multiprocess_dir"]
 
 #: Event names as labels: the seven known ones; any other is "other" (the label set stays small).
 _KNOWN_EVENTS: Final = frozenset(EVENT_NAMES)
+_DELIVERIES: Final = ("messages_webhook_deliveries", "Messages.dev webhook deliveries received.")
+_DURATION: Final = (
+    "messages_webhook_handler_duration_seconds",
+    "Time each webhook handler took, by event, handler and outcome (ok or failed).",
+)
+_IN_PROGRESS: Final = (
+    "messages_webhook_in_progress",
+    "Webhook deliveries whose handlers are running now.",
+)
 _lock = threading.Lock()
-_metrics: _Metrics | None = None
+_metrics: _LocalMetrics | _SharedMetrics | None = None
 
 
 def _event_label(name: str | None) -> str:
@@ -52,79 +60,151 @@ def multiprocess_dir() -> str | None:
     return found or None
 
 
-class _Metrics:
-    """The three metrics, and the observer that feeds them."""
+def _registry_name(registry: CollectorRegistry) -> str:
+    from prometheus_client import REGISTRY
 
-    #: How ``messages-integrations check`` and the framework checks name this observer.
-    exporter = "prometheus"
+    return "default registry" if registry is REGISTRY else "own registry"
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
-        where = REGISTRY if registry is None else registry
-        self.registry = where
-        self.deliveries = Counter(
-            "messages_webhook_deliveries",
-            "Messages.dev webhook deliveries received, by event and outcome.",
-            ["event", "outcome"],
-            registry=where,
+class _LocalMetrics:
+    """The metrics of one process, kept here and read by prometheus-client at each scrape.
+
+    Each delivery updates a few plain numbers under one lock; the metric families are built
+    only when ``/metrics`` is read. prometheus-client's own Counter and Histogram would take
+    several Python calls and locks per update, more than the rest of what observing costs.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import Histogram
+
+        self.registry = registry
+        self._bounds: tuple[float, ...] = tuple(Histogram.DEFAULT_BUCKETS)
+        self._lock = threading.Lock()
+        # Started deliveries are counted by an itertools.count: one call into C, atomic, no
+        # lock; a scrape reads it by drawing one more number (see collect()).
+        self._starts = itertools.count()
+        self._draws = 0
+        self.started: Callable[[], object] = self._starts.__next__
+        self._finished = 0
+        # Keyed by the event name as received: signed bodies only, so the set stays small.
+        self._counts: dict[tuple[str | None, str], int] = {}
+        #: per (event, handler, failed): a count per bucket, then the sum of the durations; keyed
+        #: by the handler itself (its name is only needed at a scrape)
+        self._timings: dict[tuple[str, Handler | str, bool], list[float]] = {}
+        registry.register(self)
+
+    def handler_ran(self, event: str, handler: Handler, failed: bool, duration_s: float) -> None:
+        """Time one handler run."""
+        bucket = bisect_left(self._bounds, duration_s)
+        key: tuple[str, Handler | str, bool] = (event, handler, failed)
+        with self._lock:
+            try:
+                slots = self._timings.get(key)
+            except TypeError:  # a callable object that cannot be a key: keyed by its name
+                key = (event, handler_name(handler), failed)
+                slots = self._timings.get(key)
+            if slots is None:
+                slots = self._timings[key] = [0.0] * (len(self._bounds) + 1)
+            slots[bucket] += 1
+            slots[-1] += duration_s
+
+    def delivered(self, event: str | None, outcome: Outcome, started: bool) -> None:
+        """Count one delivery (and, if its handlers ran, no longer as in progress)."""
+        key = (event, outcome)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if started:
+                self._finished += 1
+
+    def collect(self) -> Iterator[Any]:
+        """The three metric families, for prometheus-client's exposition."""
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
         )
-        self.handler_duration = Histogram(
-            "messages_webhook_handler_duration_seconds",
-            "Time each webhook handler took, by event, handler and outcome (ok or failed).",
-            ["event", "handler", "outcome"],
-            registry=where,
-        )
-        self.in_progress = Gauge(
-            "messages_webhook_in_progress",
-            "Webhook deliveries whose handlers are running now.",
-            registry=where,
-            # The sum over the worker processes alive now: a dead worker's runs are over.
-            multiprocess_mode="livesum",
-        )
-        # labels() validates, takes a lock and builds a key on every call; each label set's
-        # child is looked up here instead (a dict read, safe without a lock under the GIL).
-        self._counted: dict[tuple[str, str], Any] = {}
-        self._timed: dict[tuple[str, str, str], Any] = {}
+        from prometheus_client.utils import floatToGoString
 
-    def __call__(self, record: Record) -> None:
-        if isinstance(record, DeliveryRecord):
-            key = (_event_label(record.event), record.outcome)
-            child = self._counted.get(key)
-            if child is None:
-                child = self._counted[key] = self.deliveries.labels(*key)
-            child.inc()
-            if record.handled:
-                self.in_progress.dec()
-        elif isinstance(record, HandlerRecord):
-            timed = (_event_label(record.event), record.handler, record.outcome)
-            child = self._timed.get(timed)
-            if child is None:
-                child = self._timed[timed] = self.handler_duration.labels(*timed)
-            child.observe(record.duration_s)
-        elif isinstance(record, HandlersStarted):
-            self.in_progress.inc()
+        with self._lock:
+            counts = dict(self._counts)
+            timings = {key: list(slots) for key, slots in self._timings.items()}
+            # Every started() drew one number, and so did every earlier scrape.
+            running = next(self._starts) - self._draws - self._finished
+            self._draws += 1
+        deliveries = CounterMetricFamily(*_DELIVERIES, labels=["event", "outcome"])
+        totals: dict[tuple[str, str], int] = {}
+        for (event, outcome), count in counts.items():
+            counted = (_event_label(event), outcome)
+            totals[counted] = totals.get(counted, 0) + count
+        for counted, count in sorted(totals.items()):
+            deliveries.add_metric(counted, count)
+        durations = HistogramMetricFamily(*_DURATION, labels=["event", "handler", "outcome"])
+        merged: dict[tuple[str, str, str], list[float]] = {}
+        for (event, handler, failed), slots in timings.items():
+            name = handler if isinstance(handler, str) else handler_name(handler)
+            timed = (_event_label(event), name, "failed" if failed else "ok")
+            into = merged.setdefault(timed, [0.0] * len(slots))
+            for index, amount in enumerate(slots):
+                into[index] += amount
+        for timed, slots in sorted(merged.items()):
+            cumulative, buckets = 0.0, []
+            for bound, runs in zip(self._bounds, slots, strict=False):
+                cumulative += runs
+                buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
+            durations.add_metric(timed, buckets, slots[-1])
+        in_progress = GaugeMetricFamily(*_IN_PROGRESS, value=running)
+        return iter((deliveries, durations, in_progress))
 
-    def describe(self) -> str:
+    def destination(self) -> str:
         """Where the figures are kept, for the check commands."""
-        folder = multiprocess_dir()
-        if folder is not None:
-            return f"multiprocess, {folder}"
-        from prometheus_client import REGISTRY
-
-        return "default registry" if self.registry is REGISTRY else "own registry"
-
-    def __repr__(self) -> str:
-        return "<messages_integrations.prometheus metrics>"
+        return _registry_name(self.registry)
 
 
-def _require(module: str, extra: str) -> None:
-    try:
-        __import__(module)
-    except ImportError:
-        raise ImportError(
-            f"{module} is not installed: pip install 'messages-integrations[{extra}]'"
-        ) from None
+class _SharedMetrics:
+    """prometheus-client's own metrics, which its multiprocess mode writes to shared files."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.registry = registry
+        self.deliveries = Counter(*_DELIVERIES, ["event", "outcome"], registry=registry)
+        self.durations = Histogram(*_DURATION, ["event", "handler", "outcome"], registry=registry)
+        # The sum over the worker processes alive now: a dead worker's runs are over.
+        gauge = Gauge(*_IN_PROGRESS, registry=registry, multiprocess_mode="livesum")
+        self.started: Callable[[], None] = gauge.inc
+        self._finished = gauge.dec
+        # labels() validates, takes a lock and builds a key on every call: each label set's
+        # child method is kept here instead.
+        self._counted: dict[tuple[str | None, str], Callable[[], None]] = {}
+        self._timed: dict[tuple[str, Handler | str, bool], Callable[[float], None]] = {}
+
+    def handler_ran(self, event: str, handler: Handler, failed: bool, duration_s: float) -> None:
+        """Time one handler run."""
+        key: tuple[str, Handler | str, bool] = (event, handler, failed)
+        try:
+            observe = self._timed.get(key)
+        except TypeError:  # a callable object that cannot be a key: keyed by its name
+            key = (event, handler_name(handler), failed)
+            observe = self._timed.get(key)
+        if observe is None:
+            outcome = "failed" if failed else "ok"
+            child = self.durations.labels(_event_label(event), handler_name(handler), outcome)
+            observe = self._timed[key] = child.observe
+        observe(duration_s)
+
+    def delivered(self, event: str | None, outcome: Outcome, started: bool) -> None:
+        """Count one delivery (and, if its handlers ran, no longer as in progress)."""
+        count = self._counted.get((event, outcome))
+        if count is None:
+            child = self.deliveries.labels(_event_label(event), outcome)
+            count = self._counted[(event, outcome)] = child.inc
+        count()
+        if started:
+            self._finished()
+
+    def destination(self) -> str:
+        """Where the figures are kept, for the check commands."""
+        return f"multiprocess, {multiprocess_dir()}"
 
 
 def enable(registry: CollectorRegistry | None = None) -> None:
@@ -137,22 +217,30 @@ def enable(registry: CollectorRegistry | None = None) -> None:
     global _metrics  # one set of metrics per process, as prometheus-client expects
     with _lock:
         if _metrics is None:
-            _require("prometheus_client", "prometheus")
-            _metrics = _Metrics(registry)
-        if _metrics not in GLOBAL_OBSERVERS.current():
-            GLOBAL_OBSERVERS.add(_metrics)
+            try:
+                from prometheus_client import REGISTRY
+            except ImportError:
+                raise ImportError(
+                    "prometheus-client is not installed: "
+                    "pip install 'messages-integrations[prometheus]'"
+                ) from None
+            where = REGISTRY if registry is None else registry
+            # Several worker processes: only prometheus-client's own metrics reach the files.
+            shared = multiprocess_dir() is not None
+            _metrics = _SharedMetrics(where) if shared else _LocalMetrics(where)
+        set_metering(_metrics)
 
 
 def disable() -> None:
     """Stop feeding the metrics (they stay registered, with their last values)."""
     with _lock:
-        if _metrics is not None:
-            GLOBAL_OBSERVERS.remove(_metrics)
+        if _metrics is not None and _outcomes.metering is _metrics:
+            set_metering(None)
 
 
 def is_enabled() -> bool:
     """Whether :func:`enable` is in effect."""
-    return _metrics is not None and _metrics in GLOBAL_OBSERVERS.current()
+    return _metrics is not None and _outcomes.metering is _metrics
 
 
 def exposition(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:

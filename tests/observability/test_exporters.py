@@ -132,6 +132,24 @@ for _ in range(int(sys.argv[1])):
 """
 
 
+def test_the_in_progress_gauge_counts_deliveries_whose_handlers_run(
+    registry: CollectorRegistry, router: WebhookRouter
+) -> None:
+    seen: list[float] = []
+
+    def look(event: Any) -> None:
+        samples = parse_metrics(prometheus.exposition(registry)[0].decode())
+        seen.append(value(samples, "messages_webhook_in_progress"))
+
+    router.on("reaction.added")(look)
+    receiver = WebhookReceiver(secret=SECRET, router=router)
+    for _ in range(3):  # each scrape reads the gauge afresh
+        _deliver(receiver)
+    samples = parse_metrics(prometheus.exposition(registry)[0].decode())
+    assert seen == [1, 1, 1]
+    assert value(samples, "messages_webhook_in_progress") == 0
+
+
 def test_exposition_adds_up_every_process_in_multiprocess_mode(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
