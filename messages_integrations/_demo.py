@@ -2,15 +2,24 @@
 
 Starts each example project on a free 127.0.0.1 port (uvicorn for Starlette, FastAPI and Django
 ASGI; gunicorn for Flask and Django WSGI), sends it a signed delivery of every event, a duplicate,
-a forged and a stale one, reads back what its handlers received, and prints one table.
+a forged and a stale one, reads back what its handlers received, and prints one table. Then, when
+``redis-server`` is installed, each again under four worker processes sharing a private Redis as
+their de-duplication store, with copies of each delivery sent at once: a second table shows every
+delivery handled exactly once across the workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,8 +35,17 @@ FORGER_SECRET = "whsec_an_attacker_guess"  # noqa: S105 - signs the forged deliv
 STALE_MS = 10 * 60 * 1000
 
 
-def _uvicorn(app: str) -> Callable[[int], list[str]]:
-    return lambda port: [
+WORKERS = 4
+#: Where messages_integrations._demo_counting counts the runs of the multi-worker rows.
+COUNTS_KEY = "messages-demo:runs"
+PIDS_KEY = "messages-demo:pids"
+#: The multi-worker rows: deliveries, and copies of each sent at once.
+MULTI_DELIVERIES = 20
+MULTI_COPIES = 4
+
+
+def _uvicorn(app: str) -> Callable[[int, int], list[str]]:
+    return lambda port, workers: [
         "-m",
         "uvicorn",
         app,
@@ -35,13 +53,15 @@ def _uvicorn(app: str) -> Callable[[int], list[str]]:
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        str(workers),
         "--log-level",
         "warning",
     ]
 
 
-def _gunicorn(app: str) -> Callable[[int], list[str]]:
-    return lambda port: [
+def _gunicorn(app: str) -> Callable[[int, int], list[str]]:
+    return lambda port, workers: [
         "-m",
         "gunicorn",
         "-k",
@@ -49,7 +69,7 @@ def _gunicorn(app: str) -> Callable[[int], list[str]]:
         "--threads",
         "8",
         "-w",
-        "1",
+        str(workers),
         "-b",
         f"127.0.0.1:{port}",
         "--log-level",
@@ -65,7 +85,7 @@ class Target:
     name: str
     server: str
     folder: str
-    argv: Callable[[int], list[str]]
+    argv: Callable[[int, int], list[str]]
     path: str
 
 
@@ -176,7 +196,7 @@ def _run_target(target: Target, projects: Path, out: TextIO) -> Outcome:
     port = free_port()
     try:
         with serve(
-            target.argv(port),
+            target.argv(port, 1),
             port=port,
             cwd=projects / target.folder,
             env={"MESSAGES_WEBHOOK_SECRET": DEMO_SECRET},
@@ -249,7 +269,142 @@ def run_demo(projects: Path | None = None, *, out: TextIO = sys.stdout) -> int:
         f"{passed} of {len(outcomes)} servers behaved as the contract says "
         f"({time.perf_counter() - started:.1f} s).\n"
     )
-    return 0 if passed == len(outcomes) else 1
+    shared = _run_multiworker(projects, out)
+    return 0 if passed == len(outcomes) and shared else 1
+
+
+@dataclass
+class SharedOutcome:
+    """One target under several workers sharing a Redis store."""
+
+    target: Target
+    once: int = 0
+    workers: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every delivery handled exactly once, by more than one worker between them."""
+        return self.once == MULTI_DELIVERIES and self.workers > 1 and not self.problems
+
+
+def _run_multiworker(projects: Path, out: TextIO) -> bool:
+    binary = shutil.which("redis-server")
+    if binary is None or not _importable("redis"):
+        out.write(
+            "\nSeveral worker processes: skipped, they need a shared store. Install Redis "
+            "(apt-get install redis-server, or brew install redis) and redis-py "
+            "(pip install 'messages-integrations[redis]') to see each delivery handled once "
+            "across four workers.\n"
+        )
+        return True
+    out.write(
+        f"\n{WORKERS} worker processes each, one private Redis as their store, "
+        f"{MULTI_DELIVERIES} deliveries x {MULTI_COPIES} copies sent at once:\n"
+    )
+    with _private_redis(binary) as url:
+        results = [_run_shared(target, projects, url, out) for target in TARGETS]
+    out.write("\n" + "\n".join(_shared_table(results)) + "\n\n")
+    for result in results:
+        for problem in result.problems:
+            out.write(f"  {result.target.name} ({result.target.server} x{WORKERS}): {problem}\n")
+    passed = sum(r.ok for r in results)
+    out.write(f"{passed} of {len(results)} multi-worker servers handled each delivery once.\n")
+    return passed == len(results)
+
+
+@contextlib.contextmanager
+def _private_redis(binary: str) -> Iterator[str]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="messages-demo-redis-") as folder:
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--dir", folder]
+        process = subprocess.Popen(  # noqa: S603 - the redis-server found on the PATH
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                    break
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _run_shared(target: Target, projects: Path, url: str, out: TextIO) -> SharedOutcome:
+    import redis
+
+    result = SharedOutcome(target)
+    out.write(f"  {target.name:<12} on {target.server:<9}x{WORKERS} ")
+    out.flush()
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    port = free_port()
+    env = {
+        "MESSAGES_WEBHOOK_SECRET": DEMO_SECRET,
+        "MESSAGES_WEBHOOK_STORE": url,
+        "MESSAGES_WEBHOOK_ROUTER": "messages_integrations._demo_counting:router",
+        "MESSAGES_DEMO_COUNTER": url,
+    }
+    try:
+        with serve(target.argv(port, WORKERS), port=port, cwd=projects / target.folder, env=env):
+            deliveries = [
+                build_delivery("message.received", secret=DEMO_SECRET)
+                for _ in range(MULTI_DELIVERIES)
+            ]
+            _send_copies(f"http://127.0.0.1:{port}{target.path}", deliveries, result)
+            stored = client.hgetall(COUNTS_KEY).items()
+            counts = {_text(key): int(value) for key, value in stored}
+            result.once = sum(1 for d in deliveries if counts.get(str(d.delivery_id)) == 1)
+            result.workers = int(client.scard(PIDS_KEY))
+    except Exception as exc:  # noqa: BLE001 - reported in the table, the demo goes on
+        result.problems.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    out.write("ok\n" if result.ok else "FAILED\n")
+    return result
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _send_copies(url: str, deliveries: list[Delivery], result: SharedOutcome) -> None:
+    import httpx
+
+    def send(delivery: Delivery) -> None:
+        with httpx.Client(timeout=15) as client:
+            for _ in range(50):  # a 409 is retried, as Messages.dev retries it
+                status = client.post(url, content=delivery.body, headers=delivery.headers)
+                if status.status_code != 409:
+                    if status.status_code != 200:
+                        result.problems.append(f"answered {status.status_code}")
+                    return
+                time.sleep(0.05)
+            result.problems.append("still 409 after 50 tries")
+
+    copies = [d for d in deliveries for _ in range(MULTI_COPIES)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(send, copies))
+
+
+def _shared_table(results: Sequence[SharedOutcome]) -> Iterator[str]:
+    header = ("framework", "server", "handled exactly once", "worker processes that ran them")
+    rows = [header] + [
+        (
+            r.target.name,
+            f"{r.target.server} x{WORKERS}",
+            f"{r.once}/{MULTI_DELIVERIES}",
+            str(r.workers),
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for number, row in enumerate(rows):
+        yield " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        if number == 0:
+            yield "-+-".join("-" * width for width in widths)
 
 
 def _importable(name: str) -> bool:

@@ -47,6 +47,23 @@ def _assert_every_server_behaved(result: subprocess.CompletedProcess[str]) -> No
     for row in rows:
         cells = [cell.strip() for cell in row.split("|")]
         assert cells[2:] == ["yes", "7/7", "yes", "yes", "yes"], row
+    _assert_each_delivery_was_handled_once_across_workers(out)
+
+
+def _assert_each_delivery_was_handled_once_across_workers(out: str) -> None:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("CI must install redis-server for the demo's multi-worker rows")
+        assert "Several worker processes: skipped" in out
+        return
+    every = len(TARGETS)
+    assert f"{every} of {every} multi-worker servers handled each delivery once" in out
+    rows = [line for line in out.splitlines() if line.count("|") == 3][1:]  # after the header
+    assert len(rows) == len(TARGETS)
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")]
+        assert cells[2] == "20/20", row
+        assert int(cells[3]) > 1, row  # more than one worker process ran them
 
 
 def test_the_demo_exits_0_with_every_framework_behaving_as_the_contract_says() -> None:
