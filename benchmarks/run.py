@@ -1,6 +1,6 @@
 """Run every benchmark and print its Markdown tables, then the targets with their verdicts.
 
-    python benchmarks/run.py [--only core,http,memory]
+    python benchmarks/run.py [--only core,hooks,http,memory]
 
 Takes about two and a half minutes on two cores. The tables of one run are kept in
 benchmarks/README.md.
@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 
 import core
+import hooks
 import http_load
 import memory
 from _common import Section, machine, targets_table
 
 RUNS: dict[str, Callable[[], Section]] = {
     "core": core.run,
+    "hooks": hooks.run,
     "http": http_load.run,
     "memory": memory.run,
 }
@@ -28,7 +30,9 @@ RUNS: dict[str, Callable[[], Section]] = {
 def main() -> int:
     """Print the report; the exit status is 0 even when a target is missed (it is a report)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(RUNS), help="comma-separated: core,http,memory")
+    parser.add_argument(
+        "--only", default=",".join(RUNS), help="comma-separated: core,hooks,http,memory"
+    )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(chosen) - set(RUNS)
