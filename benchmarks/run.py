@@ -1,6 +1,6 @@
 """Run every benchmark and print its Markdown tables, then the targets with their verdicts.
 
-    python benchmarks/run.py [--only core,http,memory,redis,background]
+    python benchmarks/run.py [--only core,hooks,http,memory,redis,background]
 
 Takes about two and a half minutes on two cores. The tables of one run are kept in
 benchmarks/README.md.
@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import background
 import core
+import hooks
 import http_load
 import memory
 import redis_store
@@ -22,6 +23,7 @@ from _common import Section, machine, targets_table
 
 RUNS: dict[str, Callable[[], Section]] = {
     "core": core.run,
+    "hooks": hooks.run,
     "http": http_load.run,
     "memory": memory.run,
     "redis": redis_store.run,

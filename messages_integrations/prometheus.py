@@ -80,6 +80,7 @@ class _LocalMetrics:
         self.registry = registry
         self._bounds: tuple[float, ...] = tuple(Histogram.DEFAULT_BUCKETS)
         self._lock = threading.Lock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         # Started deliveries are counted by an itertools.count: one call into C, atomic, no
         # lock; a scrape reads it by drawing one more number (see collect()).
         self._starts = itertools.count()
@@ -97,7 +98,9 @@ class _LocalMetrics:
         """Time one handler run."""
         bucket = bisect_left(self._bounds, duration_s)
         key: tuple[str, Handler | str, bool] = (event, handler, failed)
-        with self._lock:
+        # acquire()/release() rather than `with`: half the cost, on every handler run.
+        self._acquire()
+        try:
             try:
                 slots = self._timings.get(key)
             except TypeError:  # a callable object that cannot be a key: keyed by its name
@@ -107,14 +110,19 @@ class _LocalMetrics:
                 slots = self._timings[key] = [0.0] * (len(self._bounds) + 1)
             slots[bucket] += 1
             slots[-1] += duration_s
+        finally:
+            self._release()
 
     def delivered(self, event: str | None, outcome: Outcome, started: bool) -> None:
         """Count one delivery (and, if its handlers ran, no longer as in progress)."""
         key = (event, outcome)
-        with self._lock:
+        self._acquire()
+        try:
             self._counts[key] = self._counts.get(key, 0) + 1
             if started:
                 self._finished += 1
+        finally:
+            self._release()
 
     def collect(self) -> Iterator[Any]:
         """The three metric families, for prometheus-client's exposition."""
