@@ -9,6 +9,7 @@ per delivery id and the set of worker pids, in the Redis named by ``MESSAGES_DEM
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from ._demo import COUNTS_KEY, PIDS_KEY
@@ -29,6 +30,8 @@ _redis = _client()
 @on("*")
 def count_run(event: Any) -> None:
     """Count one run of this delivery's handlers, and the worker process that ran it."""
+    # As long as a little real work, so that copies sent at once overlap and reach other workers.
+    time.sleep(0.05)
     pipe = _redis.pipeline()
     pipe.hincrby(COUNTS_KEY, event.delivery_id or "(no id)", 1)
     pipe.sadd(PIDS_KEY, os.getpid())
