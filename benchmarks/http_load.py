@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import importlib.util
+import os
 import re
 import secrets
 import shutil
@@ -355,7 +356,9 @@ def load(
 def running(app: App) -> Iterator[RunningServer]:
     """Serve ``app`` on a free port of 127.0.0.1 until the block ends."""
     port = free_port()
-    env = {"PYTHONPATH": str(APPS), "MESSAGES_WEBHOOK_SECRET": SECRET, **dict(app.env)}
+    # The apps' folder, then PYTHONPATH's (to measure a checkout without installing it).
+    path = os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "MESSAGES_WEBHOOK_SECRET": SECRET, **dict(app.env)}
     with serve(app.argv(port), port=port, cwd=APPS, env=env, timeout=60) as server:
         yield server
 

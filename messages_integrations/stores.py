@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
 from ._errors import ConfigurationError
+from ._redis_pipeline import AsyncPipeline, Call, SyncPipeline, script_call
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore, check_seconds, check_token
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ _RELEASE_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_SCRIPTS: Final = (_CLAIM_SCRIPT, _EXTEND_SCRIPT, _COMPLETE_SCRIPT, _RELEASE_SCRIPT)
 
 
 def _import_redis() -> ModuleType:
@@ -86,14 +88,21 @@ def _import_redis() -> ModuleType:
     return redis
 
 
-class _Scripts:
-    """The four scripts, registered on one client (hashing only: nothing is sent until used)."""
+class _ClusterScripts:
+    """The scripts on a Redis Cluster client, one call at a time (its keys span several nodes)."""
 
     def __init__(self, client: Any) -> None:
-        self.claim = client.register_script(_CLAIM_SCRIPT)
-        self.extend = client.register_script(_EXTEND_SCRIPT)
-        self.complete = client.register_script(_COMPLETE_SCRIPT)
-        self.release = client.register_script(_RELEASE_SCRIPT)
+        self._scripts = {source: client.register_script(source) for source in _SCRIPTS}
+
+    def call(self, call: Call) -> Any:
+        _sha, source, key, args = call
+        return self._scripts[source](keys=[key], args=args)
+
+
+class _AsyncClusterScripts(_ClusterScripts):
+    async def call(self, call: Call) -> Any:
+        _sha, source, key, args = call
+        return await self._scripts[source](keys=[key], args=args)
 
 
 class RedisDeliveryStore(DeliveryStore):
@@ -138,8 +147,18 @@ class RedisDeliveryStore(DeliveryStore):
         self.prefix = prefix
         self.sync_client = sync_client
         self.async_client = async_client
-        self._sync = None if sync_client is None else _Scripts(sync_client)
-        self._async = None if async_client is None else _Scripts(async_client)
+        # Calls from concurrent deliveries share round trips (see _redis_pipeline); a cluster's
+        # keys live on several nodes, so there each call goes on its own.
+        self._sync: SyncPipeline | _ClusterScripts | None = None
+        self._async: AsyncPipeline | _AsyncClusterScripts | None = None
+        if sync_client is not None:
+            cluster = isinstance(sync_client, redis.RedisCluster)
+            self._sync = _ClusterScripts(sync_client) if cluster else SyncPipeline(sync_client)
+        if async_client is not None:
+            cluster = isinstance(async_client, redis.asyncio.RedisCluster)
+            self._async = (
+                _AsyncClusterScripts(async_client) if cluster else AsyncPipeline(async_client)
+            )
 
     def __repr__(self) -> str:
         return f"<RedisDeliveryStore {self.describe()} prefix={self.prefix!r}>"
@@ -149,7 +168,7 @@ class RedisDeliveryStore(DeliveryStore):
         client = self.sync_client if self.sync_client is not None else self.async_client
         return _describe_redis(client)
 
-    def _scripts(self) -> _Scripts:
+    def _scripts(self) -> SyncPipeline | _ClusterScripts:
         if self._sync is None:
             raise ConfigurationError(
                 "this RedisDeliveryStore has only a redis.asyncio client, and sync code called it: "
@@ -160,50 +179,52 @@ class RedisDeliveryStore(DeliveryStore):
     def claim(self, key: str, token: str, *, lease: float) -> Claim:
         """Take the lease on ``key`` under ``token`` unless it is in progress or done."""
         args = (_lease_value(token), _milliseconds("lease", lease))
-        return _CLAIM_ANSWERS[int(self._scripts().claim(keys=[self.prefix + key], args=args))]
+        call = script_call(_CLAIM_SCRIPT, self.prefix + key, args)
+        return _CLAIM_ANSWERS[int(self._scripts().call(call))]
 
     def extend(self, key: str, token: str, *, lease: float) -> bool:
         """Push the lease's expiry to now + ``lease`` while ``token`` holds it."""
         args = (_lease_value(token), _milliseconds("lease", lease))
-        return bool(self._scripts().extend(keys=[self.prefix + key], args=args))
+        return bool(self._scripts().call(script_call(_EXTEND_SCRIPT, self.prefix + key, args)))
 
     def complete(self, key: str, token: str, *, ttl: float) -> bool:
         """Mark ``key`` done for ``ttl`` seconds if ``token`` holds it or it is free."""
         args = (_lease_value(token), _milliseconds("ttl", ttl))
-        return bool(self._scripts().complete(keys=[self.prefix + key], args=args))
+        return bool(self._scripts().call(script_call(_COMPLETE_SCRIPT, self.prefix + key, args)))
 
     def release(self, key: str, token: str) -> bool:
         """Drop the lease on ``key`` if ``token`` holds it."""
         args = (_lease_value(token),)
-        return bool(self._scripts().release(keys=[self.prefix + key], args=args))
+        return bool(self._scripts().call(script_call(_RELEASE_SCRIPT, self.prefix + key, args)))
 
     async def aclaim(self, key: str, token: str, *, lease: float) -> Claim:
         """Async :meth:`claim`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().aclaim(key, token, lease=lease)
         args = (_lease_value(token), _milliseconds("lease", lease))
-        return _CLAIM_ANSWERS[int(await self._async.claim(keys=[self.prefix + key], args=args))]
+        call = script_call(_CLAIM_SCRIPT, self.prefix + key, args)
+        return _CLAIM_ANSWERS[int(await self._async.call(call))]
 
     async def aextend(self, key: str, token: str, *, lease: float) -> bool:
         """Async :meth:`extend`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().aextend(key, token, lease=lease)
         args = (_lease_value(token), _milliseconds("lease", lease))
-        return bool(await self._async.extend(keys=[self.prefix + key], args=args))
+        return bool(await self._async.call(script_call(_EXTEND_SCRIPT, self.prefix + key, args)))
 
     async def acomplete(self, key: str, token: str, *, ttl: float) -> bool:
         """Async :meth:`complete`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().acomplete(key, token, ttl=ttl)
         args = (_lease_value(token), _milliseconds("ttl", ttl))
-        return bool(await self._async.complete(keys=[self.prefix + key], args=args))
+        return bool(await self._async.call(script_call(_COMPLETE_SCRIPT, self.prefix + key, args)))
 
     async def arelease(self, key: str, token: str) -> bool:
         """Async :meth:`release`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().arelease(key, token)
         args = (_lease_value(token),)
-        return bool(await self._async.release(keys=[self.prefix + key], args=args))
+        return bool(await self._async.call(script_call(_RELEASE_SCRIPT, self.prefix + key, args)))
 
 
 def _describe_redis(client: Any) -> str:
