@@ -14,8 +14,9 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import msgspec
 
 from ._errors import SignatureVerificationError, StaleDeliveryError
 
@@ -209,8 +210,9 @@ def _parse_timestamp(timestamp: str | bytes | int) -> bytes:
     return raw
 
 
-@dataclass(frozen=True, slots=True)
-class Authenticated:
+# A Struct rather than a frozen dataclass: as immutable, built in a fraction of the time, once
+# per delivery.
+class Authenticated(msgspec.Struct, frozen=True, gc=False):
     """Which configured secret and which scheme a delivery's signature matched."""
 
     secret_index: int  # 0-based position of the matching secret in the configured list

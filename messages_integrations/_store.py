@@ -32,6 +32,8 @@ class Claim(enum.Enum):
 
 def check_seconds(name: str, value: float) -> float:
     """``value`` as a positive, finite number of seconds, else ValueError naming ``name``."""
+    if type(value) is float and 0 < value < math.inf:  # the usual value, checked per delivery
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
@@ -116,9 +118,11 @@ class InMemoryDeliveryStore(DeliveryStore):
         self._max_entries = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (state, expires_at, token), oldest first, so that eviction pops from the front.
-        # A done entry keeps no token: nobody holds it any more.
-        self._entries: OrderedDict[str, tuple[Claim, float, str]] = OrderedDict()
+        # key -> (expires_at, token), oldest first, so that eviction pops from the front. A done
+        # entry keeps no token (""): nobody holds it any more, and a lease's token is never empty.
+        # Plain floats and strings: the garbage collector stops tracking these tuples, so a full
+        # store costs its collections nothing.
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def __len__(self) -> int:
         with self._lock:
@@ -128,19 +132,19 @@ class InMemoryDeliveryStore(DeliveryStore):
         """``in-memory``: the keys live in this process only."""
         return "in-memory"
 
-    def _live(self, key: str, now: float) -> tuple[Claim, float, str] | None:
+    def _live(self, key: str, now: float) -> tuple[float, str] | None:
         entry = self._entries.get(key)
-        if entry is not None and entry[1] <= now:
+        if entry is not None and entry[0] <= now:
             del self._entries[key]
             return None
         return entry
 
-    def _put(self, key: str, state: Claim, seconds: float, token: str, now: float) -> None:
-        self._entries[key] = (state, now + seconds, token)
-        self._entries.move_to_end(key)
-        # Drop expired entries from the old end, then the oldest ones past the size bound.
+    def _put(self, key: str, seconds: float, token: str, now: float) -> None:
         entries = self._entries
-        while entries and next(iter(entries.values()))[1] <= now:
+        entries[key] = (now + seconds, token)
+        entries.move_to_end(key)
+        # Drop expired entries from the old end, then the oldest ones past the size bound.
+        while entries and next(iter(entries.values()))[0] <= now:
             entries.popitem(last=False)
         while len(entries) > self._max_entries:
             entries.popitem(last=False)
@@ -153,8 +157,8 @@ class InMemoryDeliveryStore(DeliveryStore):
             now = self._clock()
             entry = self._live(key, now)
             if entry is not None:
-                return entry[0]
-            self._put(key, Claim.IN_PROGRESS, seconds, token, now)
+                return Claim.IN_PROGRESS if entry[1] else Claim.DONE
+            self._put(key, seconds, token, now)
             return Claim.NEW
 
     def extend(self, key: str, token: str, *, lease: float) -> bool:
@@ -164,9 +168,9 @@ class InMemoryDeliveryStore(DeliveryStore):
         with self._lock:
             now = self._clock()
             entry = self._live(key, now)
-            if entry is None or entry[0] is not Claim.IN_PROGRESS or entry[2] != token:
+            if entry is None or entry[1] != token:
                 return False
-            self._put(key, Claim.IN_PROGRESS, seconds, token, now)
+            self._put(key, seconds, token, now)
             return True
 
     def complete(self, key: str, token: str, *, ttl: float) -> bool:
@@ -176,9 +180,9 @@ class InMemoryDeliveryStore(DeliveryStore):
         with self._lock:
             now = self._clock()
             entry = self._live(key, now)
-            if entry is not None and (entry[0] is Claim.DONE or entry[2] != token):
+            if entry is not None and entry[1] != token:  # done ("") or another's lease
                 return False
-            self._put(key, Claim.DONE, seconds, "", now)
+            self._put(key, seconds, "", now)
             return True
 
     def release(self, key: str, token: str) -> bool:
@@ -186,7 +190,7 @@ class InMemoryDeliveryStore(DeliveryStore):
         check_token(token)
         with self._lock:
             entry = self._live(key, self._clock())
-            if entry is None or entry[0] is not Claim.IN_PROGRESS or entry[2] != token:
+            if entry is None or entry[1] != token:
                 return False
             del self._entries[key]
             return True

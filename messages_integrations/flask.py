@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Unpack
 
 import click
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask.cli import AppGroup
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -27,7 +27,7 @@ from ._config import (
     setting_name,
 )
 from ._errors import ConfigurationError
-from ._handling import BodyTooLarge, WebhookReceiver, not_configured
+from ._handling import BodyTooLarge, WebhookReceiver, environ_headers, not_configured
 from ._startup import announce, describe, enable_exporters
 from ._store import InMemoryDeliveryStore
 
@@ -38,6 +38,7 @@ logger = logging.getLogger("messages_integrations")
 _EXTENSION = "messages_integrations"
 _WHERE = "app.config or the environment"
 _KEYS = tuple(setting_name(name) for name in OPTION_NAMES)
+_UNSETS = (UNSET,) * len(_KEYS)
 # Every method reaches the core, so that all but POST get its JSON 405 with ``Allow: POST``.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
@@ -58,7 +59,8 @@ class _Endpoint:
 
     def receiver(self, config: Mapping[str, Any], limit: int | None) -> WebhookReceiver:
         """The receiver for the current config, rebuilt only when the config has changed."""
-        snapshot = (*(config.get(key, UNSET) for key in _KEYS), limit)
+        # Read per request, as a Flask extension should; compared as one tuple, built in C.
+        snapshot = (*map(config.get, _KEYS, _UNSETS), limit)
         cached = self._cached
         if cached is not None and cached[0] == snapshot:
             return cached[1]
@@ -76,23 +78,31 @@ class _Endpoint:
 class _RequestBody:
     """``request.stream``, opened only when read, so that a declared oversize is refused first."""
 
+    __slots__ = ("_request",)
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
     def read(self, size: int = -1, /) -> bytes:
         """Read at most ``size`` bytes of the request body."""
         try:
-            return request.stream.read(size)
+            return self._request.stream.read(size)
         except RequestEntityTooLarge:
             # MAX_CONTENT_LENGTH stopped the stream: the core answers its own JSON 413.
             raise BodyTooLarge from None
 
 
 def _answer() -> Response:
-    endpoint: _Endpoint = current_app.extensions[_EXTENSION][request.blueprint]
+    # The objects behind the context proxies, looked up once rather than at every use.
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    endpoint: _Endpoint = app.extensions[_EXTENSION][req.blueprint]
     try:
-        receiver = endpoint.receiver(current_app.config, request.max_content_length)
+        receiver = endpoint.receiver(app.config, req.max_content_length)
     except ConfigurationError as exc:
-        result = not_configured(exc, request.headers)
+        result = not_configured(exc, req.headers)
     else:
-        result = receiver.handle(request.method, request.headers, _RequestBody())
+        result = receiver.handle(req.method, environ_headers(req.environ), _RequestBody(req))
     # result.close_connection is not sent as a Connection header: PEP 3333 leaves hop-by-hop
     # headers to the WSGI server, which drains or closes a connection with an unread body itself.
     return Response(result.body, result.status, list(result.headers))

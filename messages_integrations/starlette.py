@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
+import functools
 from typing import Unpack
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,8 +46,7 @@ class MessagesWebhookMiddleware:
         if scope["type"] != "http" or _route_path(scope) != self.path:
             await self.app(scope, receive, send)
             return
-        async with aclosing(body_chunks(receive)) as body:
-            answer = await self.receiver.ahandle(scope["method"], scope["headers"], body)
+        answer = await self.receiver.ahandle(scope["method"], scope["headers"], BodyChunks(receive))
         await send_answer(answer, send)
 
 
@@ -62,22 +60,41 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-async def body_chunks(receive: Receive) -> AsyncGenerator[bytes, None]:
-    """The request body, one ASGI message at a time, so the core can stop at the limit."""
-    more_body = True
-    while more_body:
-        message = await receive()
+class BodyChunks:
+    """The request body, one ASGI message at a time, so the core can stop at the limit.
+
+    An iterator rather than an async generator: nothing is left to close when the core stops
+    early.
+    """
+
+    __slots__ = ("_more", "_receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._more = True
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._more:
+            raise StopAsyncIteration
+        message = await self._receive()
         if message["type"] == "http.disconnect":
             raise _ClientDisconnected
-        more_body = message.get("more_body", False)
-        yield message.get("body", b"")
+        self._more = message.get("more_body", False)
+        body: bytes = message.get("body", b"")
+        return body
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    # The answers' headers come from a handful of fixed sets: each is encoded once.
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
 async def send_answer(answer: WebhookResponse, send: Send) -> None:
     """Send the core's answer as an ASGI response."""
-    headers = [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.asgi_headers
-    ]
-    headers.append((b"content-length", str(len(answer.body)).encode("ascii")))
+    headers = [*_encoded(answer.asgi_headers), (b"content-length", b"%d" % len(answer.body))]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})

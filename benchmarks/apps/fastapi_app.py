@@ -1,14 +1,20 @@
-"""FastAPI: the middleware at /webhooks, a hand-written route at /bare, one process."""
+"""FastAPI: the middleware at /webhooks, the dependency at /dependency, a hand-written route at
+/bare, one process."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, Response
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Response
 from shared import OK, SECRET, UNAUTHORIZED, async_router, floor, handle_bare
 
+from messages_integrations import Event
+from messages_integrations.fastapi import MessagesWebhook
 from messages_integrations.starlette import MessagesWebhookMiddleware
 
 app = FastAPI()
 app.add_middleware(MessagesWebhookMiddleware, path="/webhooks", secret=SECRET, router=async_router)
+verified_event = MessagesWebhook(secret=SECRET, router=async_router)
 
 
 @app.post("/bare")
@@ -18,4 +24,10 @@ async def bare(request: Request) -> Response:
     if document is None:
         return Response(UNAUTHORIZED, 401, media_type="application/json")
     handle_bare(document)
+    return Response(OK, media_type="application/json")
+
+
+@app.post("/dependency")
+async def dependency(event: Annotated[Event[Any], Depends(verified_event)]) -> Response:
+    """The dependency: the router's handler has run; the route answers as the bare one does."""
     return Response(OK, media_type="application/json")

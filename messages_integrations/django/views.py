@@ -15,7 +15,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from messages_integrations import ConfigurationError, Event, WebhookResponse
 from messages_integrations._config import OPTION_NAMES, EndpointOptions
-from messages_integrations._handling import BodySource, Delivery, Refused, not_configured
+from messages_integrations._handling import (
+    BodySource,
+    Delivery,
+    Refused,
+    environ_headers,
+    not_configured,
+)
 
 from .conf import Endpoint
 from .signals import asend, send
@@ -52,10 +58,7 @@ def _body(request: HttpRequest) -> BodySource:
 def _response(answer: WebhookResponse) -> HttpResponse:
     # answer.close_connection is left to the server: a WSGI app may not send hop-by-hop
     # headers, and Django's ASGI handler has read the whole body before any view runs.
-    response = HttpResponse(answer.body, status=answer.status)
-    for name, value in answer.headers:
-        response[name] = value
-    return response
+    return HttpResponse(answer.body, status=answer.status, headers=dict(answer.headers))
 
 
 #: The attribute naming a webhook view's Endpoint (read by ``messages_integrations.django.asgi``).
@@ -82,7 +85,8 @@ def _start(endpoint: Endpoint, request: HttpRequest, body: Any) -> Delivery | Ht
         receiver = endpoint.receiver()
     except ConfigurationError as exc:
         return _response(not_configured(exc, request.headers))
-    return receiver.accept(request.method or "", request.headers, body)
+    # From request.META: request.headers would convert every header's name first.
+    return receiver.accept(request.method or "", environ_headers(request.META), body)
 
 
 def _after(delivery: Delivery, reply: HttpResponseBase | None) -> HttpResponseBase:
