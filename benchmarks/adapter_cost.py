@@ -50,7 +50,7 @@ class InProcess:
 
 APPS_IN_PROCESS = [
     InProcess("Starlette", "starlette_app:app", "asgi", "/bare"),
-    InProcess("FastAPI", "fastapi_app:app", "asgi", "/bare"),
+    InProcess("FastAPI, middleware", "fastapi_app:app", "asgi", "/bare"),
     InProcess("FastAPI, dependency", "fastapi_app:app", "asgi", "/bare", "/dependency"),
     InProcess("Flask", "flask_app:app", "wsgi", "/bare"),
     InProcess("Django, WSGI", "django_app:wsgi", "wsgi", "/bare"),
