@@ -268,3 +268,18 @@ def test_a_routed_queue_receives_the_job_under_its_own_name(redis_url: str) -> N
     [explicit] = _queued(redis_url, "bulk")
     assert explicit["properties"]["delivery_info"]["routing_key"] == "bulk"
     assert _queued(redis_url) == []
+
+
+def test_jobs_enqueued_at_once_from_an_event_loop_are_each_handled_once(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    import asyncio
+
+    jobs = [job() for _ in range(20)]
+
+    async def enqueue_all() -> None:
+        await asyncio.gather(*(celery_app.queue.aenqueue(j) for j in jobs))
+
+    asyncio.run(enqueue_all())
+    keys = [j.key for j in jobs]
+    wait_for(lambda: all(count(records, "handled", k) == 1 for k in keys), timeout=60)
