@@ -8,10 +8,15 @@ given as ``queue=``. Celery and Django are imported only when a queue is built. 
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
 import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from ._background import (
@@ -104,6 +109,13 @@ class CeleryQueue(TaskQueue):
     (``reject_on_worker_lost``), and retried with exponential backoff when a handler raises.
     ``queue`` is the Celery queue name (the app's default when None); ``store`` is the store
     the workers share to run each delivery once (default: ``MESSAGES_WEBHOOK_STORE``).
+
+    Publishing is worked out once, at the first job: the task's route, and on a Redis broker a
+    redis-py client kept for the queue's lifetime, so that each job costs one ``LPUSH`` of the
+    message Celery would publish. Other brokers, and apps set up beyond the plain case (sent
+    events, compression, priorities, exchanges of their own, Sentinel), publish through Celery's
+    own message sender, as does every job while something listens to Celery's publish signals;
+    an eager app runs the task through ``apply_async``.
     """
 
     def __init__(
@@ -129,6 +141,9 @@ class CeleryQueue(TaskQueue):
         self.retry_backoff_max = retry_backoff_max
         self._store = _LazyStore(store)
         self.task = self._register()
+        # How jobs are published: worked out at the first publish, once the app is configured.
+        self._publisher_cache: _Publisher | None = None
+        self._publisher_lock = threading.Lock()
 
     def _register(self) -> Any:
         # bind=True: the task retries itself through its own request (retries so far, its id).
@@ -164,25 +179,277 @@ class CeleryQueue(TaskQueue):
     def enqueue(self, job: Job) -> None:
         """Publish ``job`` under its key as task id; :class:`EnqueueError` if the broker is down."""
         try:
-            self.task.apply_async(
-                args=(job.to_dict(),),
-                task_id=job.key,
-                serializer="json",
-                queue=self.queue,
-                retry=True,
-                retry_policy=_PUBLISH_RETRY_POLICY,
-                # Monitoring (Flower, `celery inspect`, the worker's logs) shows these instead of
-                # the arguments: the job's key, never the text of someone's message. It also
-                # spares a repr of the whole body on every publish.
-                argsrepr=f"(<job {job.key} {job.event}>,)",
-                kwargsrepr="{}",
-            )
+            if self.app.conf.task_always_eager:
+                self._apply_async(job)  # Celery runs the task right here, as for any task
+            else:
+                self._publisher().publish(job)
         except Exception as exc:  # kombu's OperationalError, socket errors, a refused message
             raise EnqueueError(f"the Celery broker did not accept job {job.key!r}") from exc
+
+    def _publisher(self) -> _Publisher:
+        publisher = self._publisher_cache
+        if publisher is None:
+            with self._publisher_lock:
+                if self._publisher_cache is None:
+                    self._publisher_cache = _plan_publisher(self)
+                publisher = self._publisher_cache
+        return publisher
+
+    def _apply_async(self, job: Job) -> None:
+        """Celery's whole ``apply_async``: for eager apps and apps set up beyond the plain case."""
+        self.task.apply_async(
+            args=(job.to_dict(),),
+            task_id=job.key,
+            serializer="json",
+            queue=self.queue,
+            retry=True,
+            retry_policy=_PUBLISH_RETRY_POLICY,
+            argsrepr=_argsrepr(job),
+            kwargsrepr="{}",
+        )
 
     def describe(self) -> str:
         """The app and queue, never the broker's URL (it may carry a password)."""
         return f"Celery app {self.app.main!r}, queue {self.queue or 'default'!r}"
+
+
+def _argsrepr(job: Job) -> str:
+    # Monitoring (Flower, `celery inspect`, the worker's logs) shows this instead of the
+    # arguments: the job's key, never the text of someone's message. It also spares a repr of
+    # the whole body on every publish.
+    return f"(<job {job.key} {job.event}>,)"
+
+
+def _retry_delays() -> tuple[float, ...]:
+    """The pauses between publish attempts that :data:`_PUBLISH_RETRY_POLICY` describes."""
+    policy = _PUBLISH_RETRY_POLICY
+    return tuple(
+        min(policy["interval_start"] + attempt * policy["interval_step"], 1.0)
+        for attempt in range(int(policy["max_retries"]))
+    )
+
+
+class _Publisher(ABC):
+    """One way of publishing a job, chosen once per :class:`CeleryQueue`."""
+
+    @abstractmethod
+    def publish(self, job: Job) -> None:
+        """Hand ``job`` to the broker, retrying as :data:`_PUBLISH_RETRY_POLICY` says."""
+
+
+class _ApplyAsync(_Publisher):
+    """Celery's ``apply_async``, for apps this module does not publish for itself."""
+
+    def __init__(self, queue: CeleryQueue) -> None:
+        self._queue = queue
+
+    def publish(self, job: Job) -> None:
+        self._queue._apply_async(job)
+
+
+class _SendTaskMessage(_Publisher):
+    """Celery's own message builder and sender, with the routing worked out once.
+
+    This is what ``apply_async`` does for this task, less the work that does not apply to it:
+    routing on every call, a result object, parent-task bookkeeping. Celery still builds the
+    message, declares the queue, sends the publish signals and retries a refused publish.
+    """
+
+    def __init__(self, app: Any, route: dict[str, Any]) -> None:
+        self._app = app
+        self._route = route
+
+    def publish(self, job: Job) -> None:
+        app = self._app
+        message = _task_message(app, job, sent_event=bool(app.conf.task_send_sent_event))
+        with app.producer_pool.acquire(block=True) as producer:
+            app.amqp.send_task_message(
+                producer,
+                CELERY_TASK_NAME,
+                message,
+                serializer="json",
+                retry=True,
+                retry_policy=_PUBLISH_RETRY_POLICY,
+                **self._route,
+            )
+
+
+class _RedisPush(_Publisher):
+    """Redis brokers: the message kombu's Redis transport would publish, in one ``LPUSH``.
+
+    Celery builds the task message (its headers and properties); this adds the envelope that
+    kombu's Redis transport stores in the queue's list, and pushes it with one redis-py client
+    kept for the queue's lifetime, on the connection pool kombu built from the broker settings.
+    Kombu itself builds a new client for every publish, which costs more than the round trip.
+    While anything listens to Celery's publish signals, jobs go through Celery's own sender.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        connection: Any,
+        client: Any,
+        queue_name: str,
+        delivery_mode: int,
+        fallback: _Publisher,
+    ) -> None:
+        import redis
+        from celery import signals
+        from kombu.serialization import dumps as serialize
+        from kombu.utils.json import dumps as to_json
+
+        self._app = app
+        self._amqp = app.amqp  # a lazy attribute of the app, looked up once
+        self._connection = connection  # owns the pool the client uses: kept open with it
+        self._client = client
+        self._queue_name = queue_name
+        self._fallback = fallback
+        self._serialize: Callable[..., tuple[str, str, str | bytes]] = serialize
+        self._to_json: Callable[[object], str] = to_json
+        self._retried = (redis.ConnectionError, redis.TimeoutError)
+        self._delays = _retry_delays()
+        self._signals = [
+            signal
+            for signal in (
+                signals.before_task_publish,
+                signals.after_task_publish,
+                getattr(signals, "task_sent", None),  # deprecated, still sent by Celery 5
+            )
+            if signal is not None
+        ]
+        # What kombu adds to every message's properties for this queue: the same each time.
+        self._properties = {
+            "delivery_mode": delivery_mode,
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_info": {"exchange": "", "routing_key": queue_name},
+        }
+
+    def publish(self, job: Job) -> None:
+        if any(signal.receivers for signal in self._signals):
+            self._fallback.publish(job)  # a listener (tracing, say) expects Celery's own path
+            return
+        message = _task_message(self._app, job, sent_event=False, amqp=self._amqp)
+        headers, properties, body, _ = message
+        content_type, encoding, data = self._serialize(body, serializer="json")
+        if isinstance(data, str):
+            data = data.encode(encoding)
+        properties.update(self._properties)
+        # The worker acknowledges the message by this tag, and Redis keeps it until then.
+        properties["delivery_tag"] = str(uuid.uuid4())
+        envelope = {
+            "body": base64.b64encode(data).decode("ascii"),
+            "content-encoding": encoding,
+            "content-type": content_type,
+            "headers": headers,
+            "properties": properties,
+        }
+        self._push(self._to_json(envelope))
+
+    def _push(self, payload: str) -> None:
+        for delay in self._delays:
+            try:
+                self._client.lpush(self._queue_name, payload)
+            except self._retried:
+                # Pushed twice if the first reply was lost: the job's key runs it once anyway.
+                time.sleep(delay)
+            else:
+                return
+        self._client.lpush(self._queue_name, payload)
+
+
+def _task_message(app: Any, job: Job, *, sent_event: bool, amqp: Any = None) -> Any:
+    """Celery's message for ``job``: headers, properties, body, and the sent event."""
+    return (amqp or app.amqp).create_task_message(
+        job.key,
+        CELERY_TASK_NAME,
+        (job.to_dict(),),
+        {},
+        reply_to=app.thread_oid,
+        create_sent_event=sent_event,
+        root_id=job.key,
+        ignore_result=True,
+        argsrepr=_argsrepr(job),
+        kwargsrepr="{}",
+    )
+
+
+def _plan_publisher(queue: CeleryQueue) -> _Publisher:
+    """The cheapest way to publish that gives the worker what ``apply_async`` would.
+
+    Routing is worked out here, once: a ``task_routes`` entry for the task's name applies, and
+    a router function is asked without the job's arguments.
+    """
+    app = queue.app
+    if app.conf.task_protocol != 2:
+        return _ApplyAsync(queue)
+    options: dict[str, Any] = {"queue": queue.queue} if queue.queue else {}
+    if queue.task.priority is not None:
+        options["priority"] = queue.task.priority
+    try:
+        route: dict[str, Any] = dict(
+            app.amqp.router.route(options, CELERY_TASK_NAME, (), {}, queue.task)
+        )
+    except Exception:  # noqa: BLE001 - a router that needs the arguments: route every call
+        return _ApplyAsync(queue)
+    general = _SendTaskMessage(app, route)
+    return _redis_publisher(app, route, general) or general
+
+
+def _redis_publisher(app: Any, route: dict[str, Any], general: _Publisher) -> _Publisher | None:
+    """A :class:`_RedisPush` when the broker is a single Redis and the job goes to a plain list."""
+    conf = app.conf
+    target = route.get("queue")
+    if (
+        target is None
+        or set(route) != {"queue"}  # an exchange, routing key or priority of its own
+        or conf.task_send_sent_event
+        or conf.task_compression
+        or conf.task_default_priority
+        or target.exchange.type != "direct"  # so Celery publishes straight to the queue's list
+        or target.queue_arguments  # expiry, TTL, priorities: kombu's transport handles those
+        or getattr(target, "expires", None)
+        or getattr(target, "message_ttl", None)
+    ):
+        return None
+    try:
+        from kombu.common import maybe_declare
+        from kombu.entity import DELIVERY_MODES
+        from kombu.transport.redis import Transport
+    except ImportError:  # no redis-py: not a Redis broker
+        return None
+    connection = app.connection_for_write()
+    # Sentinel (a subclass), fail-over URL lists and key prefixes stay with kombu.
+    if type(connection.transport) is not Transport or connection.alt:
+        connection.release()
+        return None
+    try:
+        connection.ensure_connection(
+            max_retries=_PUBLISH_RETRY_POLICY["max_retries"],
+            interval_start=_PUBLISH_RETRY_POLICY["interval_start"],
+            interval_step=_PUBLISH_RETRY_POLICY["interval_step"],
+        )
+        channel = connection.default_channel
+        if getattr(channel, "global_keyprefix", ""):
+            connection.release()
+            return None
+        declare: Callable[[Any, Any], object] = maybe_declare
+        declare(target, channel)  # once per process, as kombu's producer does
+    except BaseException:
+        connection.release()
+        raise
+    import redis
+
+    mode = getattr(target.exchange, "delivery_mode", None) or conf.task_default_delivery_mode
+    return _RedisPush(
+        app,
+        connection=connection,
+        client=redis.Redis(connection_pool=channel.pool),
+        queue_name=target.name,
+        delivery_mode=DELIVERY_MODES.get(mode, mode),
+        fallback=general,
+    )
 
 
 class DjangoTasksQueue(TaskQueue):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from messages_integrations.queues import EnqueueError, Job
+from messages_integrations.queues import CELERY_TASK_NAME, EnqueueError, Job
 from messages_integrations.testing import build_delivery
 from tests.queues.conftest import Worker, wait_for
 from tests.support.services import Service
@@ -149,3 +149,137 @@ def test_monitoring_sees_the_job_key_never_the_message_text(
     assert headers["id"] == private.key
     assert private.key in headers["argsrepr"]
     assert "4721" not in headers["argsrepr"] + headers["kwargsrepr"]
+
+
+def _queued(broker_url: str, name: str = "celery") -> list[dict[str, Any]]:
+    """The messages waiting in a Redis queue of the broker, oldest first."""
+    broker = redis.Redis.from_url(broker_url)
+    try:
+        return [json.loads(raw) for raw in reversed(broker.lrange(name, 0, -1))]
+    finally:
+        broker.close()
+
+
+def _commands(broker: Any) -> dict[str, int]:
+    """How often the broker ran each command so far, ``INFO`` itself left out."""
+    stats = broker.info("commandstats")
+    return {name: value["calls"] for name, value in stats.items() if name != "cmdstat_info"}
+
+
+def test_each_enqueue_costs_the_broker_one_lpush_and_nothing_else(
+    celery_app: ModuleType, redis_url: str
+) -> None:
+    celery_app.queue.enqueue(job())  # the first publish connects and declares the queue
+    broker = redis.Redis.from_url(redis_url)
+    try:
+        before = _commands(broker)
+        for _ in range(5):
+            celery_app.queue.enqueue(job())
+        after = _commands(broker)
+    finally:
+        broker.close()
+    ran = {name: calls - before.get(name, 0) for name, calls in after.items()}
+    assert {name: calls for name, calls in ran.items() if calls} == {"cmdstat_lpush": 5}
+
+
+def test_the_message_is_the_one_celerys_apply_async_publishes(
+    celery_app: ModuleType, redis_url: str
+) -> None:
+    queued = job("compare me")
+    celery_app.queue.enqueue(queued)
+    celery_app.queue.task.apply_async(
+        args=(queued.to_dict(),),
+        task_id=queued.key,
+        serializer="json",
+        argsrepr=f"(<job {queued.key} {queued.event}>,)",
+        kwargsrepr="{}",
+    )
+    ours, celerys = _queued(redis_url)
+    assert ours["content-type"] == celerys["content-type"] == "application/json"
+    assert ours["content-encoding"] == celerys["content-encoding"]
+    assert ours["body"] == celerys["body"]
+    assert ours["headers"] == celerys["headers"]
+    # Celery copies its argsrepr and kwargsrepr into the properties too; nothing reads them there.
+    theirs = {k: v for k, v in celerys["properties"].items() if k not in ("argsrepr", "kwargsrepr")}
+    assert set(ours["properties"]) == set(theirs)
+    for name in ("delivery_mode", "priority", "body_encoding", "delivery_info", "correlation_id"):
+        assert ours["properties"][name] == theirs[name], name
+    assert ours["properties"]["delivery_tag"] != theirs["delivery_tag"]
+
+
+def test_publish_signal_listeners_see_every_job_and_the_worker_still_runs_it(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    from celery import signals
+
+    seen: list[str] = []
+
+    def trace(headers: dict[str, Any], **kwargs: Any) -> None:
+        headers["traced"] = "yes"  # as tracing integrations add their context
+        seen.append(headers["id"])
+
+    signals.before_task_publish.connect(trace)
+    try:
+        traced = job()
+        celery_app.queue.enqueue(traced)
+    finally:
+        signals.before_task_publish.disconnect(trace)
+    assert seen == [traced.key]
+    wait_for(lambda: count(records, "handled", traced.key) == 1)
+    untraced = job()
+    celery_app.queue.enqueue(untraced)  # the listener is gone: the one-LPUSH publish again
+    wait_for(lambda: count(records, "handled", untraced.key) == 1)
+    assert seen == [traced.key]
+
+
+def test_an_eager_app_runs_the_job_in_the_calling_process(
+    celery_app: ModuleType, records: Any, redis_url: str
+) -> None:
+    eager = job()
+    celery_app.app.conf.task_always_eager = True
+    try:
+        celery_app.queue.enqueue(eager)
+    finally:
+        celery_app.app.conf.task_always_eager = False
+    assert count(records, "handled", eager.key) == 1
+    assert int(records.hget("handled_pid", eager.key)) == os.getpid()
+    assert _queued(redis_url) == []
+
+
+def test_a_routed_queue_receives_the_job_under_its_own_name(redis_url: str) -> None:
+    from celery import Celery
+
+    from messages_integrations import WebhookRouter
+    from messages_integrations.queues import CeleryQueue
+
+    routes = Celery("routing_tests", broker=redis_url)
+    routes.conf.task_routes = {CELERY_TASK_NAME: {"queue": "webhooks"}}
+    named = Celery("routing_tests", broker=redis_url)
+    routed = job()
+    try:
+        CeleryQueue(routes, router=WebhookRouter()).enqueue(routed)
+        CeleryQueue(named, router=WebhookRouter(), queue="bulk").enqueue(job())
+    finally:
+        routes.close()
+        named.close()
+    [message] = _queued(redis_url, "webhooks")
+    assert message["headers"]["id"] == routed.key
+    assert message["properties"]["delivery_info"]["routing_key"] == "webhooks"
+    [explicit] = _queued(redis_url, "bulk")
+    assert explicit["properties"]["delivery_info"]["routing_key"] == "bulk"
+    assert _queued(redis_url) == []
+
+
+def test_jobs_enqueued_at_once_from_an_event_loop_are_each_handled_once(
+    celery_app: ModuleType, celery_worker: Worker, records: Any
+) -> None:
+    import asyncio
+
+    jobs = [job() for _ in range(20)]
+
+    async def enqueue_all() -> None:
+        await asyncio.gather(*(celery_app.queue.aenqueue(j) for j in jobs))
+
+    asyncio.run(enqueue_all())
+    keys = [j.key for j in jobs]
+    wait_for(lambda: all(count(records, "handled", k) == 1 for k in keys), timeout=60)
