@@ -309,9 +309,11 @@ def _read_body(source: BodySource, limit: int, declared: int | None = None) -> b
     chunks = _Chunks(limit)
     if hasattr(source, "read"):
         read = source.read
+        # Ask for at most one byte past the limit, so a huge body is never pulled in, and never
+        # past a declared length: PEP 3333 lets a server block there.
+        most = limit + 1 if declared is None else declared
         while True:
-            # Ask for at most one byte past the limit, so a huge body is never pulled in.
-            chunk = read(min(READ_CHUNK, limit + 1 - chunks.size))
+            chunk = read(min(READ_CHUNK, most - chunks.size))
             if not chunk:
                 return chunks.join()
             chunks.add(chunk)

@@ -102,7 +102,12 @@ def _answer() -> Response:
     except ConfigurationError as exc:
         result = not_configured(exc, req.headers)
     else:
-        result = receiver.handle(req.method, environ_headers(req.environ), _RequestBody(req))
+        environ = req.environ
+        # A declared length (the core refuses one over the limit before reading) is read from
+        # the server's stream directly, up to that length; a chunked body through Werkzeug's
+        # stream, which knows whether the server marks its end.
+        body = environ["wsgi.input"] if environ.get("CONTENT_LENGTH") else _RequestBody(req)
+        result = receiver.handle(req.method, environ_headers(environ), body)
     # result.close_connection is not sent as a Connection header: PEP 3333 leaves hop-by-hop
     # headers to the WSGI server, which drains or closes a connection with an unread body itself.
     return Response(result.body, result.status, list(result.headers))
