@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from itertools import repeat
 from pathlib import Path
+
+from messages_integrations._serve import HOST, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,3 +179,31 @@ def machine() -> str:
             "- " + ", ".join(versions),
         ]
     )
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[int]:
+    """A private redis-server on a free loopback port, without persistence; yields its port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server is not installed")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
+        argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        process = subprocess.Popen(
+            [*argv, "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    socket.create_connection((HOST, port), 0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("redis-server did not start") from None
+                    time.sleep(0.05)
+            yield port
+        finally:
+            process.terminate()
+            process.wait(timeout=10)

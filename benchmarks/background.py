@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import importlib
 import importlib.util
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import Section, Target, table
+from _common import Section, Target, redis_server, table
 
 from messages_integrations._serve import HOST, RunningServer, free_port, serve
 from messages_integrations.testing import build_delivery
@@ -76,29 +71,6 @@ SERVERS = [
     Server("Starlette, uvicorn", _uvicorn, ("starlette", "uvicorn", "celery", "redis")),
     Server("Flask, gunicorn", _gunicorn, ("flask", "gunicorn", "celery", "redis")),
 ]
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[int]:
-    """A private redis-server on a free loopback port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
-        argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-        process = subprocess.Popen(
-            [*argv, "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        try:
-            for _ in range(200):
-                with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
-                    break
-                time.sleep(0.02)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def deliveries(count: int) -> list[tuple[bytes, dict[str, str]]]:

@@ -16,55 +16,22 @@ concurrent deliveries share them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import Section, Target, table
+from _common import Section, Target, redis_server, table
 from http_load import APPS_UNDER_TEST, App, Trial, load, running, write_deliveries
 
-from messages_integrations._serve import HOST, free_port
+from messages_integrations._serve import HOST
 
 #: The adapter with the Redis store must keep this share of the bare endpoint's requests/s.
 TARGET = 0.8
 KINDS = ("bare", "memory", "redis")
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a free loopback port, without persistence; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise FileNotFoundError("redis-server is not installed")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
-        argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-        process = subprocess.Popen(
-            [*argv, "--dir", folder], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    socket.create_connection((HOST, port), 0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("redis-server did not start") from None
-                    time.sleep(0.05)
-            yield f"redis://{HOST}:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def command_calls(client: Any) -> dict[str, int]:
@@ -187,7 +154,8 @@ def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section
     generator = "wrk (1 thread)" if shutil.which("wrk") else "the asyncio client of http_load.py"
     results: list[Result] = []
     skipped: list[str] = []
-    with redis_server() as url, tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
+    with redis_server() as port, tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
+        url = f"redis://{HOST}:{port}/0"
         for app in APPS_UNDER_TEST:
             if not app.available():
                 skipped.append(app.name)
