@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,23 +222,21 @@ def _table(outcomes: Sequence[Outcome]) -> Iterator[str]:
         "forged: 401",
         "stale: 401",
     )
-    rows = [header] + [
-        (
-            o.target.name,
-            o.target.server,
-            mark(o, *EVENT_NAMES),
-            f"{o.handled}/{len(EVENT_NAMES)}",
-            mark(o, "duplicate"),
-            mark(o, "forged"),
-            mark(o, "stale"),
-        )
-        for o in outcomes
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for number, row in enumerate(rows):
-        yield " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        if number == 0:
-            yield "-+-".join("-" * width for width in widths)
+    return _aligned(
+        header,
+        [
+            (
+                o.target.name,
+                o.target.server,
+                mark(o, *EVENT_NAMES),
+                f"{o.handled}/{len(EVENT_NAMES)}",
+                mark(o, "duplicate"),
+                mark(o, "forged"),
+                mark(o, "stale"),
+            )
+            for o in outcomes
+        ],
+    )
 
 
 def run_demo(projects: Path | None = None, *, out: TextIO = sys.stdout) -> int:
@@ -391,15 +389,23 @@ def _send_copies(url: str, deliveries: list[Delivery], result: SharedOutcome) ->
 
 def _shared_table(results: Sequence[SharedOutcome]) -> Iterator[str]:
     header = ("framework", "server", "handled exactly once", "worker processes that ran them")
-    rows = [header] + [
-        (
-            r.target.name,
-            f"{r.target.server} x{WORKERS}",
-            f"{r.once}/{MULTI_DELIVERIES}",
-            str(r.workers),
-        )
-        for r in results
-    ]
+    return _aligned(
+        header,
+        [
+            (
+                r.target.name,
+                f"{r.target.server} x{WORKERS}",
+                f"{r.once}/{MULTI_DELIVERIES}",
+                str(r.workers),
+            )
+            for r in results
+        ],
+    )
+
+
+def _aligned(header: tuple[str, ...], body: Iterable[tuple[str, ...]]) -> Iterator[str]:
+    """A plain-text table: columns padded to their widest cell, a rule under the header."""
+    rows = [header, *body]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for number, row in enumerate(rows):
         yield " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
