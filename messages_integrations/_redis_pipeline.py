@@ -48,7 +48,7 @@ def _queue(pipe: Any, calls: Sequence[Call]) -> None:
         pipe.execute_command("EVALSHA", sha, 1, key, *args)
 
 
-def _unknown_scripts(calls: Sequence[Call], results: list[Any]) -> list[int]:
+def _unknown_scripts(results: list[Any]) -> list[int]:
     # redis-py answers NOSCRIPT with NoScriptError; its name is enough to tell it (and spares an
     # import of redis here).
     return [i for i, result in enumerate(results) if type(result).__name__ == "NoScriptError"]
@@ -138,7 +138,7 @@ class SyncPipeline:
         pipe = self.client.pipeline(transaction=False)
         _queue(pipe, calls)
         results: list[Any] = pipe.execute(raise_on_error=False)
-        unknown = _unknown_scripts(calls, results)
+        unknown = _unknown_scripts(results)
         if unknown:
             again = [calls[i] for i in unknown]
             for source in {call[1] for call in again}:
@@ -214,7 +214,7 @@ class AsyncPipeline:
         pipe = self.client.pipeline(transaction=False)
         _queue(pipe, calls)
         results: list[Any] = await pipe.execute(raise_on_error=False)
-        unknown = _unknown_scripts(calls, results)
+        unknown = _unknown_scripts(results)
         if unknown:
             again = [calls[i] for i in unknown]
             for source in {call[1] for call in again}:
