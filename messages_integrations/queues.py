@@ -8,16 +8,22 @@ given as ``queue=``. Celery and Django are imported only when a queue is built. 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import inspect
+import itertools
 import logging
 import os
 import random
 import threading
 import time
 import uuid
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
+
+import msgspec
 
 from ._background import (
     DEFAULT_DONE_TTL,
@@ -186,6 +192,19 @@ class CeleryQueue(TaskQueue):
         except Exception as exc:  # kombu's OperationalError, socket errors, a refused message
             raise EnqueueError(f"the Celery broker did not accept job {job.key!r}") from exc
 
+    async def aenqueue(self, job: Job) -> None:
+        """Async :meth:`enqueue`: on a Redis broker the ``LPUSH`` is awaited on the event loop."""
+        try:
+            if self.app.conf.task_always_eager:
+                await asyncio.to_thread(self._apply_async, job)
+                return
+            publisher = self._publisher_cache
+            if publisher is None:  # the first job connects to the broker: not on the loop
+                publisher = await asyncio.to_thread(self._publisher)
+            await publisher.apublish(job)
+        except Exception as exc:
+            raise EnqueueError(f"the Celery broker did not accept job {job.key!r}") from exc
+
     def _publisher(self) -> _Publisher:
         publisher = self._publisher_cache
         if publisher is None:
@@ -236,6 +255,10 @@ class _Publisher(ABC):
     def publish(self, job: Job) -> None:
         """Hand ``job`` to the broker, retrying as :data:`_PUBLISH_RETRY_POLICY` says."""
 
+    async def apublish(self, job: Job) -> None:
+        """:meth:`publish` from an event loop: in a worker thread unless a publisher can await."""
+        await asyncio.to_thread(self.publish, job)
+
 
 class _ApplyAsync(_Publisher):
     """Celery's ``apply_async``, for apps this module does not publish for itself."""
@@ -277,11 +300,14 @@ class _SendTaskMessage(_Publisher):
 class _RedisPush(_Publisher):
     """Redis brokers: the message kombu's Redis transport would publish, in one ``LPUSH``.
 
-    Celery builds the task message (its headers and properties); this adds the envelope that
-    kombu's Redis transport stores in the queue's list, and pushes it with one redis-py client
-    kept for the queue's lifetime, on the connection pool kombu built from the broker settings.
-    Kombu itself builds a new client for every publish, which costs more than the round trip.
-    While anything listens to Celery's publish signals, jobs go through Celery's own sender.
+    The message is Celery's own: its headers and properties are taken once per process from
+    Celery's message builder, and each job fills in what is its own (its id, its argument, the
+    tag the worker acknowledges it by), so that a job costs an encoding and one ``LPUSH``. The
+    push goes through one redis-py client kept for the queue's lifetime, on the connection pool
+    kombu built from the broker settings (kombu itself builds a new client for every publish,
+    which costs more than the round trip); from an event loop, through a ``redis.asyncio``
+    client of that loop with the same connection settings. While anything listens to Celery's
+    publish signals, jobs go through Celery's own sender.
     """
 
     def __init__(
@@ -296,8 +322,6 @@ class _RedisPush(_Publisher):
     ) -> None:
         import redis
         from celery import signals
-        from kombu.serialization import dumps as serialize
-        from kombu.utils.json import dumps as to_json
 
         self._app = app
         self._amqp = app.amqp  # a lazy attribute of the app, looked up once
@@ -305,8 +329,6 @@ class _RedisPush(_Publisher):
         self._client = client
         self._queue_name = queue_name
         self._fallback = fallback
-        self._serialize: Callable[..., tuple[str, str, str | bytes]] = serialize
-        self._to_json: Callable[[object], str] = to_json
         self._retried = (redis.ConnectionError, redis.TimeoutError)
         self._delays = _retry_delays()
         self._signals = [
@@ -325,29 +347,15 @@ class _RedisPush(_Publisher):
             "body_encoding": "base64",
             "delivery_info": {"exchange": "", "routing_key": queue_name},
         }
+        self._template: _MessageTemplate | None = None
+        self._template_lock = threading.Lock()
+        self._loop_clients = _LoopClients(client.connection_pool)
 
     def publish(self, job: Job) -> None:
         if any(signal.receivers for signal in self._signals):
             self._fallback.publish(job)  # a listener (tracing, say) expects Celery's own path
             return
-        message = _task_message(self._app, job, sent_event=False, amqp=self._amqp)
-        headers, properties, body, _ = message
-        content_type, encoding, data = self._serialize(body, serializer="json")
-        if isinstance(data, str):
-            data = data.encode(encoding)
-        properties.update(self._properties)
-        # The worker acknowledges the message by this tag, and Redis keeps it until then.
-        properties["delivery_tag"] = str(uuid.uuid4())
-        envelope = {
-            "body": base64.b64encode(data).decode("ascii"),
-            "content-encoding": encoding,
-            "content-type": content_type,
-            "headers": headers,
-            "properties": properties,
-        }
-        self._push(self._to_json(envelope))
-
-    def _push(self, payload: str) -> None:
+        payload = self._payload(job)
         for delay in self._delays:
             try:
                 self._client.lpush(self._queue_name, payload)
@@ -357,6 +365,224 @@ class _RedisPush(_Publisher):
             else:
                 return
         self._client.lpush(self._queue_name, payload)
+
+    async def apublish(self, job: Job) -> None:
+        if any(signal.receivers for signal in self._signals):
+            await asyncio.to_thread(self._fallback.publish, job)
+            return
+        client = await self._loop_clients.get()
+        if client is None:  # connection settings redis.asyncio cannot take
+            await asyncio.to_thread(self.publish, job)
+            return
+        payload = self._payload(job)
+        for delay in self._delays:
+            try:
+                await client.lpush(self._queue_name, payload)
+            except self._retried:
+                await asyncio.sleep(delay)
+            else:
+                return
+        await client.lpush(self._queue_name, payload)
+
+    def _payload(self, job: Job) -> bytes:
+        """The JSON kombu's Redis transport stores in the queue's list for ``job``."""
+        template = self._template
+        if template is None or template.pid != os.getpid():
+            with self._template_lock:  # once per process (a forked worker works out its own)
+                template = self._template
+                if template is None or template.pid != os.getpid():
+                    template = self._template = _MessageTemplate.work_out(self)
+        if template.fixed is None:  # a Celery whose message this module cannot fill in
+            return self._built_by_celery(job)
+        headers = {
+            **template.headers,
+            "id": job.key,
+            "root_id": job.key,
+            "argsrepr": _argsrepr(job),
+        }
+        properties = {
+            **template.properties,
+            "correlation_id": job.key,
+            "reply_to": self._app.thread_oid,
+            # The worker acknowledges the message by this tag, and Redis keeps it until then.
+            "delivery_tag": f"{template.tag_prefix}{next(template.tags)}",
+        }
+        body = _to_json(((job.to_dict(),), {}, template.embed))
+        return _to_json(
+            {
+                "body": base64.b64encode(body).decode("ascii"),
+                **template.fixed,
+                "headers": headers,
+                "properties": properties,
+            }
+        )
+
+    def _built_by_celery(self, job: Job) -> bytes:
+        """The same message, built by Celery's and kombu's own code for this one job."""
+        headers, properties, body, _ = _task_message(
+            self._app, job, sent_event=False, amqp=self._amqp
+        )
+        content_type, encoding, data = _kombu_json(body)
+        properties.update(self._properties)
+        properties["delivery_tag"] = str(uuid.uuid4())
+        envelope = {
+            "body": base64.b64encode(data).decode("ascii"),
+            "content-encoding": encoding,
+            "content-type": content_type,
+            "headers": headers,
+            "properties": properties,
+        }
+        return _to_json(envelope)
+
+
+_to_json = msgspec.json.Encoder().encode
+
+
+def _kombu_json(body: object) -> tuple[str, str, bytes]:
+    """Kombu's JSON serializer: content type, encoding and the encoded ``body``."""
+    from kombu.serialization import dumps
+
+    serialize: Callable[..., tuple[str, str, str | bytes]] = dumps
+    content_type, encoding, data = serialize(body, serializer="json")
+    return content_type, encoding, data.encode(encoding) if isinstance(data, str) else data
+
+
+# What a job fills in of Celery's message, beside its body; everything else is the same for
+# every job of one process (``origin`` names the process).
+_JOB_HEADERS = frozenset({"id", "root_id", "argsrepr"})
+_JOB_PROPERTIES = frozenset({"correlation_id", "reply_to"})
+
+
+class _MessageTemplate:
+    """Celery's task message for this queue in one process, less what each job fills in."""
+
+    def __init__(
+        self,
+        pid: int,
+        *,
+        fixed: dict[str, str] | None = None,
+        headers: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        embed: object = None,
+    ) -> None:
+        self.pid = pid
+        # Unique delivery tags without a uuid4 each (5 µs): random per process, then counted.
+        self.tag_prefix = f"{uuid.uuid4()}."
+        self.tags = itertools.count()
+        self.fixed = fixed  # None: build each message with Celery
+        self.headers = headers or {}
+        self.properties = properties or {}
+        self.embed = embed
+
+    @classmethod
+    def work_out(cls, push: _RedisPush) -> _MessageTemplate:
+        """Ask Celery for two messages and keep what they share, if only the job differs."""
+        pid = os.getpid()
+        first, second = (Job(body="{}", key=key, event="probe") for key in ("probe-1", "probe-2"))
+        one = _task_message(push._app, first, sent_event=False, amqp=push._amqp)
+        two = _task_message(push._app, second, sent_event=False, amqp=push._amqp)
+        headers, properties, body, _ = one
+        content_type, encoding, _data = _kombu_json(body)
+        differ = {
+            name for name in set(headers) | set(two[0]) if headers.get(name) != two[0].get(name)
+        }
+        shape_holds = (
+            differ <= _JOB_HEADERS
+            and set(properties) <= _JOB_PROPERTIES
+            and isinstance(body, tuple | list)
+            and len(body) == 3
+            and tuple(body[0]) == (first.to_dict(),)
+            and body[1] == {}
+            and (content_type, encoding) == ("application/json", "utf-8")
+        )
+        if not shape_holds:
+            return cls(pid)
+        return cls(
+            pid,
+            fixed={"content-encoding": encoding, "content-type": content_type},
+            headers={name: value for name, value in headers.items() if name not in _JOB_HEADERS},
+            properties=dict(push._properties),
+            embed=body[2],
+        )
+
+
+# Keyword arguments of redis-py's connection pools that do not change where or how a
+# connection talks to Redis (redis-py's own bookkeeping): left out of an asyncio pool.
+_POOL_BOOKKEEPING = frozenset(
+    {
+        "himport_registry",
+        "maint_notifications_pool_handler",
+        "maint_notifications_config",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
+    }
+)
+
+
+def _asyncio_pool_settings(pool: Any) -> tuple[type[Any], dict[str, Any]] | None:
+    """The ``redis.asyncio`` connection class and arguments matching a redis-py pool's."""
+    import redis
+    import redis.asyncio
+
+    twins: dict[type[Any], type[Any]] = {
+        redis.Connection: redis.asyncio.Connection,
+        redis.SSLConnection: redis.asyncio.SSLConnection,
+        redis.UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
+    }
+    twin = twins.get(pool.connection_class)
+    if twin is None:
+        return None
+    accepted = {
+        name
+        for klass in twin.__mro__
+        if "__init__" in vars(klass)
+        for name, parameter in inspect.signature(vars(klass)["__init__"]).parameters.items()
+        if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    }
+    settings: dict[str, Any] = {}
+    for name, value in pool.connection_kwargs.items():
+        if name in accepted:
+            settings[name] = value
+        elif name not in _POOL_BOOKKEEPING and value is not None:
+            return None  # a setting the asyncio connection has no word for: keep the thread
+    return twin, settings
+
+
+class _LoopClients:
+    """One ``redis.asyncio`` client per event loop, closed when ``asyncio.run`` ends its loop."""
+
+    def __init__(self, pool: Any) -> None:
+        self._settings = _asyncio_pool_settings(pool)
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def get(self) -> Any:
+        """This loop's client (made at its first job), or None to publish from a thread."""
+        if self._settings is None:
+            return None
+        loop = asyncio.get_running_loop()
+        entry = self._loops.get(loop)
+        if entry is None:
+            import redis.asyncio
+
+            connection_class, settings = self._settings
+            pool = redis.asyncio.ConnectionPool(connection_class=connection_class, **settings)
+            client = redis.asyncio.Redis(connection_pool=pool)
+            closer = _close_with_loop(pool)
+            entry = self._loops[loop] = (client, closer)
+            # An async generator started on a loop is finalized by the loop's
+            # shutdown_asyncgens(), which asyncio.run() and uvicorn call before closing it.
+            await anext(closer)
+        return entry[0]
+
+
+async def _close_with_loop(pool: Any) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await pool.disconnect()
 
 
 def _task_message(app: Any, job: Job, *, sent_event: bool, amqp: Any = None) -> Any:
