@@ -6,9 +6,9 @@ once with ``MESSAGES_WEBHOOK_STORE=redis://127.0.0.1:PORT/0``, a private ``redis
 started here. The bare endpoint, the adapter on the in-memory store and the adapter on Redis are
 loaded in turn, the order rotating from trial to trial, each trial with deliveries never sent
 before. Redis's ``INFO`` is read before and after each Redis trial: its ``EVALSHA`` calls per
-answered request are the commands per delivery (one to claim, one to mark done), and the reads it
-made from its clients (``total_reads_processed``) the round trips: fewer than the commands when
-concurrent deliveries share them.
+answered request are the commands per delivery (each carries the store operations gathered while
+the previous one was on its way: a delivery alone costs two, one to claim and one to mark done),
+and the reads it made from its clients (``total_reads_processed``) the round trips.
 
     python benchmarks/redis_store.py [--seconds 2] [--trials 3] [--connections 16]
 """
@@ -180,9 +180,10 @@ def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section
         "per app, and a redis-server on 127.0.0.1 sharing the same cores. Figures are "
         "medians; ratio ranges are over the trial rounds. Each request is a `reaction.added` "
         "(382 B) with its own signature and a delivery id never sent before. Commands: the "
-        "`EVALSHA` calls of the Redis trials (`INFO commandstats`) per answered request; round "
-        "trips: the reads Redis made from its clients meanwhile (`total_reads_processed`), "
-        "fewer than the commands when concurrent deliveries share a round trip.",
+        "`EVALSHA` calls of the Redis trials (`INFO commandstats`) per answered request, each "
+        "carrying the store operations (two per delivery) of the deliveries that met in one "
+        "round trip; round trips: the reads Redis made from its clients meanwhile "
+        "(`total_reads_processed`).",
         table(headers, [_row(result) for result in results]),
     ]
     if skipped:

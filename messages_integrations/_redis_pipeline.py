@@ -1,13 +1,17 @@
-"""Scripts from concurrent deliveries sent to Redis together: one round trip for many.
+"""Store operations from concurrent deliveries sent to Redis together: one round trip for many.
 
-Every delivery costs two script calls (claim, then complete or release). Sent one at a time, each
-waits a whole round trip, and on a busy server most of a delivery's Redis time is that wait and
-the system calls around it. Here a call is sent at once when no other is on its way; otherwise it
-waits for the one in flight and then goes, with every call that arrived meanwhile, in one
-pipeline. Nothing waits for company: a call alone costs one round trip, as it would without this.
+Every delivery costs two store operations (claim, then complete or release). Sent one at a time,
+each waits a whole round trip, and on a busy server most of a delivery's Redis time is that wait
+and the system calls around it. Here an operation is sent at once when no other is on its way;
+otherwise it waits for the one in flight and then goes with every operation that arrived
+meanwhile. Nothing waits for company: an operation alone costs one round trip, as it would
+without this.
 
-Scripts are called by their SHA-1 (``EVALSHA``); a server that does not know one yet (started
-since, or flushed) has it loaded and the call sent again.
+The operations sent together are one call of the store's script (``EVALSHA``), which carries each
+operation's key and arguments and answers one integer per operation: the client encodes one
+command and parses one reply per round trip, and Redis runs one script, however many deliveries
+share it. A server that does not know the script yet (started since, or flushed) has it loaded
+and the call sent again.
 """
 
 from __future__ import annotations
@@ -19,39 +23,45 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
-__all__ = ["AsyncPipeline", "SyncPipeline"]
+__all__ = ["AsyncPipeline", "Call", "Script", "SyncPipeline"]
 
-#: What a call to a script is: (its SHA-1, the script itself, its one key, then its arguments).
-Call = tuple[str, str, str, Sequence[str | int]]
-
-
-def script_call(source: str, key: str, args: Sequence[str | int]) -> Call:
-    """A call of the script ``source`` on ``key``, ready to be sent by SHA-1."""
-    return (_sha1(source), source, key, args)
+#: One store operation: its number in the script, its key, then its two arguments.
+Call = tuple[int, str, str, int]
 
 
-def _sha1(source: str) -> str:
-    # Scripts are a handful of module constants: hash each once.
-    digest = _DIGESTS.get(source)
-    if digest is None:
-        digest = _DIGESTS[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-    return digest
+class Script:
+    """A Lua script that runs any number of operations, each on its own key (``KEYS[i]``).
+
+    ``ARGV`` holds three values per operation: its number, then its two arguments. The script
+    answers a list of one integer per operation.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    def command(self, calls: Sequence[Call]) -> list[str | int]:
+        """The ``EVALSHA`` command, name first, that runs ``calls`` in order."""
+        command: list[str | int] = ["EVALSHA", self.sha, len(calls)]
+        command += [key for _op, key, _first, _second in calls]
+        for op, _key, first, second in calls:
+            command += (op, first, second)
+        return command
+
+    def answers(self, calls: Sequence[Call], reply: Any) -> list[int | BaseException]:
+        """The script's reply, checked: one integer per call, or the error of that call alone
+        (redis-py returns an error inside a reply as an exception, which its caller raises)."""
+        if not isinstance(reply, list) or len(reply) != len(calls):
+            raise TypeError(f"the store's script answered {reply!r} to {len(calls)} operations")
+        return [answer if isinstance(answer, BaseException) else int(answer) for answer in reply]
 
 
-_DIGESTS: Final[dict[str, str]] = {}
-
-
-def _queue(pipe: Any, calls: Sequence[Call]) -> None:
-    for sha, _source, key, args in calls:
-        pipe.execute_command("EVALSHA", sha, 1, key, *args)
-
-
-def _unknown_scripts(results: list[Any]) -> list[int]:
+def _unknown_script(exc: BaseException) -> bool:
     # redis-py answers NOSCRIPT with NoScriptError; its name is enough to tell it (and spares an
     # import of redis here).
-    return [i for i, result in enumerate(results) if type(result).__name__ == "NoScriptError"]
+    return type(exc).__name__ == "NoScriptError"
 
 
 def _copy(exc: BaseException) -> BaseException:
@@ -84,15 +94,16 @@ class SyncPipeline:
     lock of its own), and the first of them sends everything that gathered once the answer is in.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, script: Script) -> None:
         self.client = client
+        self.script = script
         self._lock = threading.Lock()
         self._waiting: list[_Waiter] = []
         self._busy = False
         self._pid = os.getpid()
 
-    def call(self, call: Call) -> Any:
-        """Run one script call; its answer, or raise what redis-py raised for it."""
+    def call(self, call: Call) -> int:
+        """Run one operation; its answer, or raise what redis-py raised for it."""
         waiter = _Waiter(call)
         with self._lock:
             if self._pid != os.getpid():
@@ -110,13 +121,15 @@ class SyncPipeline:
             self._send_waiting()
         if isinstance(waiter.outcome, BaseException):
             raise waiter.outcome
-        return waiter.outcome
+        return int(waiter.outcome)
 
     def _send_waiting(self) -> None:
         with self._lock:
             batch, self._waiting = self._waiting, []
         try:
-            outcomes = self._execute([waiter.call for waiter in batch])
+            outcomes: Sequence[int | BaseException] = self._execute(
+                [waiter.call for waiter in batch]
+            )
         # The connection failed (or the thread is being stopped): so did every call in the batch.
         except BaseException as exc:  # noqa: BLE001 - handed to each caller, who raises it
             outcomes = [exc] + [_copy(exc) for _ in batch[1:]]
@@ -134,27 +147,23 @@ class SyncPipeline:
         if following is not None and following.turn is not None:
             following.turn.release()
 
-    def _execute(self, calls: list[Call]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        _queue(pipe, calls)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        unknown = _unknown_scripts(results)
-        if unknown:
-            again = [calls[i] for i in unknown]
-            for source in {call[1] for call in again}:
-                self.client.script_load(source)
-            pipe = self.client.pipeline(transaction=False)
-            _queue(pipe, again)
-            for i, result in zip(unknown, pipe.execute(raise_on_error=False), strict=True):
-                results[i] = result
-        return results
+    def _execute(self, calls: list[Call]) -> list[int | BaseException]:
+        command = self.script.command(calls)
+        try:
+            reply = self.client.execute_command(*command)
+        except Exception as exc:
+            if not _unknown_script(exc):
+                raise
+            self.client.script_load(self.script.source)
+            reply = self.client.execute_command(*command)
+        return self.script.answers(calls, reply)
 
 
 class _LoopState:
     __slots__ = ("sender", "waiting")
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[Call, asyncio.Future[Any]]] = []
+        self.waiting: list[tuple[Call, asyncio.Future[int]]] = []
         self.sender: asyncio.Task[None] | None = None
 
 
@@ -162,23 +171,24 @@ class AsyncPipeline:
     """Calls from the tasks of each event loop, to one ``redis.asyncio`` client.
 
     The first call finding nothing in flight starts a sender task; calls made before it runs, or
-    while its pipeline is on its way, go in its next pipeline. A caller that is cancelled stops
+    while its script call is on its way, go in its next one. A caller that is cancelled stops
     waiting; its call may still be sent.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, script: Script) -> None:
         self.client = client
+        self.script = script
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
 
-    async def call(self, call: Call) -> Any:
-        """Run one script call; its answer, or raise what redis-py raised for it."""
+    async def call(self, call: Call) -> int:
+        """Run one operation; its answer, or raise what redis-py raised for it."""
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
             state = self._loops[loop] = _LoopState()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[int] = loop.create_future()
         state.waiting.append((call, future))
         if state.sender is None:
             state.sender = loop.create_task(self._send_waiting(state))
@@ -189,7 +199,9 @@ class AsyncPipeline:
             while state.waiting:
                 batch, state.waiting = state.waiting, []
                 try:
-                    outcomes = await self._execute([call for call, _future in batch])
+                    outcomes: Sequence[int | BaseException] = await self._execute(
+                        [call for call, _future in batch]
+                    )
                 # The connection failed: so did every call in the batch; each caller raises it.
                 except Exception as exc:  # noqa: BLE001
                     outcomes = [exc] + [_copy(exc) for _ in batch[1:]]
@@ -210,17 +222,13 @@ class AsyncPipeline:
                 future.cancel()
             state.waiting = []
 
-    async def _execute(self, calls: list[Call]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        _queue(pipe, calls)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-        unknown = _unknown_scripts(results)
-        if unknown:
-            again = [calls[i] for i in unknown]
-            for source in {call[1] for call in again}:
-                await self.client.script_load(source)
-            pipe = self.client.pipeline(transaction=False)
-            _queue(pipe, again)
-            for i, result in zip(unknown, await pipe.execute(raise_on_error=False), strict=True):
-                results[i] = result
-        return results
+    async def _execute(self, calls: list[Call]) -> list[int | BaseException]:
+        command = self.script.command(calls)
+        try:
+            reply = await self.client.execute_command(*command)
+        except Exception as exc:
+            if not _unknown_script(exc):
+                raise
+            await self.client.script_load(self.script.source)
+            reply = await self.client.execute_command(*command)
+        return self.script.answers(calls, reply)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlsplit
 
 from ._errors import ConfigurationError
-from ._redis_pipeline import AsyncPipeline, Call, SyncPipeline, script_call
+from ._redis_pipeline import AsyncPipeline, Call, Script, SyncPipeline
 from ._store import Claim, DeliveryStore, InMemoryDeliveryStore, check_seconds, check_token
 
 if TYPE_CHECKING:
@@ -50,32 +50,60 @@ def _milliseconds(name: str, seconds: float) -> int:
 
 # --- Redis ----------------------------------------------------------------------------------------
 
-# Each script touches one key (KEYS[1]), so it runs on Redis Cluster as well. ARGV[1] is the
-# caller's lease value ("lease:" .. token), ARGV[2] a duration in milliseconds. Answers are
-# integers, the same whatever the client's decode_responses.
-_CLAIM_SCRIPT: Final = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-if redis.call('GET', KEYS[1]) == 'done' then return 2 end
-return 1
-"""
-_EXTEND_SCRIPT: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-# A free key (the lease ran out and nobody took it over) may be completed too: the work was done.
-_COMPLETE_SCRIPT: Final = """
-local held = redis.call('GET', KEYS[1])
-if held == false or held == ARGV[1] then
-  redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
+# One script runs every operation of the store, so that the operations of concurrent deliveries
+# go to Redis as one call (see _redis_pipeline). For operation i, KEYS[i] is its key and ARGV holds
+# three values: the operation (1 claim, 2 extend, 3 complete, 4 release), the caller's lease
+# value ("lease:" .. token) and a duration in milliseconds (release has none). It answers one
+# integer per operation, the same whatever the client's decode_responses. On Redis Cluster each
+# call carries one operation, so one key.
+_CLAIM: Final = 1
+_EXTEND: Final = 2
+_COMPLETE: Final = 3
+_RELEASE: Final = 4
+_SCRIPT: Final = Script(
+    """
+local function claim(key, mine, ms)
+  if redis.call('SET', key, mine, 'NX', 'PX', ms) then return 0 end
+  if redis.call('GET', key) == 'done' then return 2 end
   return 1
 end
-return 0
+
+local function extend(key, mine, ms)
+  if redis.call('GET', key) == mine then return redis.call('PEXPIRE', key, ms) end
+  return 0
+end
+
+-- A free key (the lease ran out and nobody took it over) is completed too: the work is done.
+local function complete(key, mine, ms)
+  local held = redis.call('GET', key)
+  if held == false or held == mine then
+    redis.call('SET', key, 'done', 'PX', ms)
+    return 1
+  end
+  return 0
+end
+
+local function release(key, mine)
+  if redis.call('GET', key) == mine then return redis.call('DEL', key) end
+  return 0
+end
+
+local operations = {claim, extend, complete, release}
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local operation = operations[tonumber(ARGV[3 * i - 2])]
+  if operation == nil then return redis.error_reply('unknown store operation') end
+  -- An error (a key of another type, say) is that operation's answer alone.
+  local ok, answer = pcall(operation, key, ARGV[3 * i - 1], ARGV[3 * i])
+  if ok or type(answer) == 'table' then
+    answers[i] = answer
+  else
+    answers[i] = redis.error_reply(tostring(answer))
+  end
+end
+return answers
 """
-_RELEASE_SCRIPT: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_SCRIPTS: Final = (_CLAIM_SCRIPT, _EXTEND_SCRIPT, _COMPLETE_SCRIPT, _RELEASE_SCRIPT)
+)
 
 
 def _import_redis() -> ModuleType:
@@ -89,20 +117,28 @@ def _import_redis() -> ModuleType:
 
 
 class _ClusterScripts:
-    """The scripts on a Redis Cluster client, one call at a time (its keys span several nodes)."""
+    """The script on a Redis Cluster client, one operation a call (keys span several nodes)."""
 
     def __init__(self, client: Any) -> None:
-        self._scripts = {source: client.register_script(source) for source in _SCRIPTS}
+        self._script = client.register_script(_SCRIPT.source)
 
-    def call(self, call: Call) -> Any:
-        _sha, source, key, args = call
-        return self._scripts[source](keys=[key], args=args)
+    def call(self, call: Call) -> int:
+        op, key, first, second = call
+        return _one(_SCRIPT.answers([call], self._script(keys=[key], args=[op, first, second])))
 
 
 class _AsyncClusterScripts(_ClusterScripts):
-    async def call(self, call: Call) -> Any:
-        _sha, source, key, args = call
-        return await self._scripts[source](keys=[key], args=args)
+    async def call(self, call: Call) -> int:  # type: ignore[override]
+        op, key, first, second = call
+        reply = await self._script(keys=[key], args=[op, first, second])
+        return _one(_SCRIPT.answers([call], reply))
+
+
+def _one(answers: list[int | BaseException]) -> int:
+    [answer] = answers
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 class RedisDeliveryStore(DeliveryStore):
@@ -153,11 +189,15 @@ class RedisDeliveryStore(DeliveryStore):
         self._async: AsyncPipeline | _AsyncClusterScripts | None = None
         if sync_client is not None:
             cluster = isinstance(sync_client, redis.RedisCluster)
-            self._sync = _ClusterScripts(sync_client) if cluster else SyncPipeline(sync_client)
+            self._sync = (
+                _ClusterScripts(sync_client) if cluster else SyncPipeline(sync_client, _SCRIPT)
+            )
         if async_client is not None:
             cluster = isinstance(async_client, redis.asyncio.RedisCluster)
             self._async = (
-                _AsyncClusterScripts(async_client) if cluster else AsyncPipeline(async_client)
+                _AsyncClusterScripts(async_client)
+                if cluster
+                else AsyncPipeline(async_client, _SCRIPT)
             )
 
     def __repr__(self) -> str:
@@ -178,53 +218,50 @@ class RedisDeliveryStore(DeliveryStore):
 
     def claim(self, key: str, token: str, *, lease: float) -> Claim:
         """Take the lease on ``key`` under ``token`` unless it is in progress or done."""
-        args = (_lease_value(token), _milliseconds("lease", lease))
-        call = script_call(_CLAIM_SCRIPT, self.prefix + key, args)
-        return _CLAIM_ANSWERS[int(self._scripts().call(call))]
+        call = (_CLAIM, self.prefix + key, _lease_value(token), _milliseconds("lease", lease))
+        return _CLAIM_ANSWERS[self._scripts().call(call)]
 
     def extend(self, key: str, token: str, *, lease: float) -> bool:
         """Push the lease's expiry to now + ``lease`` while ``token`` holds it."""
-        args = (_lease_value(token), _milliseconds("lease", lease))
-        return bool(self._scripts().call(script_call(_EXTEND_SCRIPT, self.prefix + key, args)))
+        call = (_EXTEND, self.prefix + key, _lease_value(token), _milliseconds("lease", lease))
+        return bool(self._scripts().call(call))
 
     def complete(self, key: str, token: str, *, ttl: float) -> bool:
         """Mark ``key`` done for ``ttl`` seconds if ``token`` holds it or it is free."""
-        args = (_lease_value(token), _milliseconds("ttl", ttl))
-        return bool(self._scripts().call(script_call(_COMPLETE_SCRIPT, self.prefix + key, args)))
+        call = (_COMPLETE, self.prefix + key, _lease_value(token), _milliseconds("ttl", ttl))
+        return bool(self._scripts().call(call))
 
     def release(self, key: str, token: str) -> bool:
         """Drop the lease on ``key`` if ``token`` holds it."""
-        args = (_lease_value(token),)
-        return bool(self._scripts().call(script_call(_RELEASE_SCRIPT, self.prefix + key, args)))
+        return bool(self._scripts().call((_RELEASE, self.prefix + key, _lease_value(token), 0)))
 
     async def aclaim(self, key: str, token: str, *, lease: float) -> Claim:
         """Async :meth:`claim`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().aclaim(key, token, lease=lease)
-        args = (_lease_value(token), _milliseconds("lease", lease))
-        call = script_call(_CLAIM_SCRIPT, self.prefix + key, args)
-        return _CLAIM_ANSWERS[int(await self._async.call(call))]
+        call = (_CLAIM, self.prefix + key, _lease_value(token), _milliseconds("lease", lease))
+        return _CLAIM_ANSWERS[await self._async.call(call)]
 
     async def aextend(self, key: str, token: str, *, lease: float) -> bool:
         """Async :meth:`extend`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().aextend(key, token, lease=lease)
-        args = (_lease_value(token), _milliseconds("lease", lease))
-        return bool(await self._async.call(script_call(_EXTEND_SCRIPT, self.prefix + key, args)))
+        call = (_EXTEND, self.prefix + key, _lease_value(token), _milliseconds("lease", lease))
+        return bool(await self._async.call(call))
 
     async def acomplete(self, key: str, token: str, *, ttl: float) -> bool:
         """Async :meth:`complete`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().acomplete(key, token, ttl=ttl)
-        args = (_lease_value(token), _milliseconds("ttl", ttl))
-        return bool(await self._async.call(script_call(_COMPLETE_SCRIPT, self.prefix + key, args)))
+        call = (_COMPLETE, self.prefix + key, _lease_value(token), _milliseconds("ttl", ttl))
+        return bool(await self._async.call(call))
 
     async def arelease(self, key: str, token: str) -> bool:
         """Async :meth:`release`: on the asyncio client when there is one."""
         if self._async is None:
             return await super().arelease(key, token)
-        args = (_lease_value(token),)
-        return bool(await self._async.call(script_call(_RELEASE_SCRIPT, self.prefix + key, args)))
+        call = (_RELEASE, self.prefix + key, _lease_value(token), 0)
+        return bool(await self._async.call(call))
 
 
 def _describe_redis(client: Any) -> str:
