@@ -389,7 +389,8 @@ def running(app: App) -> Iterator[RunningServer]:
 
 
 def measure(app: App, seconds: float, trials: int, connections: int, folder: Path) -> Result:
-    """Alternate the adapter and the bare endpoint, ``trials`` times each, after a warm-up.
+    """Alternate the adapter and the bare endpoint, ``trials`` times each, after a warm-up;
+    the one that goes first alternates too.
 
     The warm-up also measures the adapter's rate, to pre-sign enough deliveries: each trial has
     its own, shared by the two endpoints (the bare one does not de-duplicate).
@@ -407,7 +408,10 @@ def measure(app: App, seconds: float, trials: int, connections: int, folder: Pat
         for number in range(trials):
             pool = folder / f"trial-{number}.deliveries"
             write_deliveries(pool, per_trial)
-            for path, into in [(app.adapter_path, result.adapter), (app.bare_path, result.bare)]:
+            endpoints = [(app.adapter_path, result.adapter), (app.bare_path, result.bare)]
+            # Which endpoint goes first alternates, so that neither always meets the server
+            # in the state the other left it in.
+            for path, into in endpoints if number % 2 == 0 else endpoints[::-1]:
                 trial = load(port, path, pool, 0, per_trial, seconds, connections)
                 if path == app.adapter_path and trial.requests > per_trial:
                     result.note = "more requests than pre-signed deliveries: some were repeats"
@@ -436,7 +440,7 @@ def _row(result: Result) -> list[str]:
     ]
 
 
-def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section:
+def run(seconds: float = 2.0, trials: int = 5, connections: int = 16) -> Section:
     """Measure every installed adapter; return the table and the targets."""
     generator = "wrk (1 thread)" if shutil.which("wrk") else "the asyncio client of this script"
     results: list[Result] = []
@@ -459,7 +463,8 @@ def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section
         "note",
     ]
     lines = [
-        f"{trials} trials of {seconds:g} s per endpoint, adapter and bare alternating, "
+        f"{trials} trials of {seconds:g} s per endpoint, adapter and bare alternating (and "
+        "which goes first), "
         f"{connections} keep-alive connections from {generator}; one server worker process. "
         "Figures are medians; the ratio's range is over the trial pairs. Each request is a "
         "`reaction.added` (382 B) with its own signature and delivery id; handlers are `async` "
@@ -488,7 +493,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     section = run(args.seconds, args.trials, args.connections)
