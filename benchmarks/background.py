@@ -113,9 +113,11 @@ def _ping(broker: Any, times: list[float]) -> None:
         times.append(time.perf_counter() - started)
 
 
-# INFO is the benchmark's own; CLIENT SETINFO is what redis-py sends on each new connection, once
-# per event loop and client rather than per delivery.
-_NOT_PER_DELIVERY = frozenset({"cmdstat_info", "cmdstat_client|setinfo", "cmdstat_hello"})
+# INFO and PING are the benchmark's own; HELLO, CLIENT SETINFO and a health-check PING are what
+# redis-py sends on each new connection, once per event loop and client rather than per delivery.
+_NOT_PER_DELIVERY = frozenset(
+    {"cmdstat_info", "cmdstat_ping", "cmdstat_client|setinfo", "cmdstat_hello"}
+)
 
 
 def command_calls(client: object) -> int:
@@ -158,8 +160,7 @@ def measure(server: Server, count: int, warm_up: int) -> Result:
             answer_times(port, 0, 50)  # connect the producer, declare the queue
             before = command_calls(client)
             times = answer_times(port, count, warm_up, client)
-            # The benchmark's own PINGs are not the deliveries'.
-            commands = command_calls(client) - before - count - warm_up
+            commands = command_calls(client) - before
             _check_quiet(running)
         queued = client.llen("celery")
         client.close()
@@ -193,7 +194,7 @@ def measure_in_process(count: int, warm_up: int) -> tuple[list[Result], dict[str
             call(receivers, 0, 50, None)
             before = command_calls(client)
             times = call(receivers, count, warm_up, client)
-            commands = command_calls(client) - before - count - warm_up  # less the PINGs
+            commands = command_calls(client) - before
             results.append(
                 Result(
                     name,
@@ -320,16 +321,17 @@ def run(count: int = 2000, warm_up: int = 200) -> Section:
                 note="one LPUSH: one round trip",
             )
         )
-        for fraction, name in ((0.5, "p50"), (0.99, "p99")):
-            targets.append(
-                Target(
-                    f"{result.name}: extra {name} time, in Redis round trips ({name})",
-                    result.added(fraction) / percentile(result.ping, fraction),
-                    1.0,
-                    unit="",
-                    note="the LPUSH itself is one; the rest builds the message",
-                )
+        # The issue's measure: the answer's p99 against a round trip's p99 under the same load
+        # (the p50s are in the table).
+        targets.append(
+            Target(
+                f"{result.name}: extra p99 time, in Redis round trips (p99)",
+                result.added(0.99) / percentile(result.ping, 0.99),
+                1.0,
+                unit="",
+                note="the LPUSH itself is one; the rest builds the message",
             )
+        )
     markdown = (
         f"{count} deliveries per endpoint after {warm_up} to warm up, one at a time (over one "
         "keep-alive connection to one server worker process, or called in process), the two "
