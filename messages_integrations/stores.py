@@ -1,10 +1,10 @@
 """De-duplication stores shared by every process: Redis (redis-py) and Django's cache framework.
 
 "Handled once" holds per store, so every process and machine receiving the same webhook must use
-one shared store. Pick :class:`RedisDeliveryStore` when you have Redis or Valkey (every operation
-is one atomic Lua script), :class:`DjangoCacheDeliveryStore` to reuse a Django project's Redis or
-Memcached cache, or :func:`store_from_url` to build one from ``MESSAGES_WEBHOOK_STORE``. redis-py
-and Django are imported only when a store needs them.
+one shared store. Pick :class:`RedisDeliveryStore` when you have Redis or Redis Cluster (every
+operation is one atomic Lua script), :class:`DjangoCacheDeliveryStore` to reuse a Django
+project's Redis or Memcached cache, or :func:`store_from_url` to build one from
+``MESSAGES_WEBHOOK_STORE``. redis-py and Django are imported only when a store needs them.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _one(answers: list[int | BaseException]) -> int:
 
 
 class RedisDeliveryStore(DeliveryStore):
-    """A store on Redis or Valkey through redis-py: each operation is one atomic Lua script.
+    """A store on Redis or Redis Cluster through redis-py: each operation is an atomic Lua script.
 
     ``client`` is a ``redis.Redis`` (or ``redis.cluster.RedisCluster``) for sync code, or a
     ``redis.asyncio.Redis`` (or its ``RedisCluster``) for async code. To serve both WSGI and ASGI
@@ -267,6 +267,9 @@ class RedisDeliveryStore(DeliveryStore):
 def _describe_redis(client: Any) -> str:
     if hasattr(client, "get_default_node"):  # a cluster: name the node it starts from
         node = client.get_default_node()
+        if node is None:  # an asyncio cluster client learns its nodes at its first command
+            startup = getattr(getattr(client, "nodes_manager", None), "startup_nodes", None)
+            node = next(iter(startup.values()), None) if startup else None
         where = f"{node.host}:{node.port}" if node is not None else "no node"
         return f"Redis Cluster via {where}"
     pool = client.connection_pool

@@ -15,7 +15,7 @@ from typing import Any
 
 from messages_integrations import Claim, DeliveryStore
 
-#: ("redis", url, decode_responses, use_asyncio) or ("django", backend path, location)
+#: ("redis" or "cluster", url, decode_responses, use_asyncio) or ("django", backend, location)
 Recipe = tuple[Any, ...]
 
 LEASE = 60.0
@@ -33,6 +33,16 @@ def build(recipe: Recipe) -> DeliveryStore:
         _, url, decode, use_asyncio = recipe
         factory = redis.asyncio.Redis if use_asyncio else redis.Redis
         return RedisDeliveryStore(factory.from_url(url, decode_responses=decode))
+    if kind == "cluster":
+        import redis.asyncio.cluster
+        import redis.cluster
+
+        from messages_integrations.stores import RedisDeliveryStore
+
+        _, url, decode, use_asyncio = recipe
+        if use_asyncio:
+            return RedisDeliveryStore(redis.asyncio.cluster.RedisCluster.from_url(url))
+        return RedisDeliveryStore(redis.cluster.RedisCluster.from_url(url))
     if kind == "django":
         import django
         from django.conf import settings
@@ -53,7 +63,7 @@ def claim_all(
     """Claim every key once, after the barrier; put the keys this process won on ``results``."""
     store = build(recipe)
     token = secrets.token_hex(16)
-    if recipe[0] == "redis" and recipe[3]:
+    if recipe[0] in ("redis", "cluster") and recipe[3]:
         results.put(asyncio.run(_aclaim_all(store, token, keys, barrier)))
         return
     store.release("warm-up", token)  # connects now, changes nothing: the race starts together

@@ -18,7 +18,7 @@ import pytest
 from messages_integrations import Claim, DeliveryStore, InMemoryDeliveryStore
 from tests.stores.claimers import Recipe
 from tests.support.servers import free_port
-from tests.support.services import Service, require_binary
+from tests.support.services import Service, redis_cluster_service, require_binary
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -119,6 +119,8 @@ STORE_KINDS = [
     "redis-str",
     "redis-async",
     "redis-async-str",
+    "cluster",
+    "cluster-async",
     "django-redis",
     "django-memcached",
 ]
@@ -147,7 +149,31 @@ def _redis_case(kind: str, url: str, runner: asyncio.Runner | None) -> Case:
     return Case(kind, store, other, lease=0.2, late=0.35, recipe=recipe, cleanups=cleanups)
 
 
-def _closer(runner: asyncio.Runner, client: redis.asyncio.Redis) -> Callable[[], None]:
+def _cluster_case(kind: str, url: str, runner: asyncio.Runner | None) -> Case:
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    from messages_integrations.stores import RedisDeliveryStore
+
+    stores: list[RedisDeliveryStore] = []
+    cleanups: list[Callable[[], None]] = []
+    for _ in range(2):
+        if runner is None:
+            client = redis.cluster.RedisCluster.from_url(url)
+            cleanups.append(client.close)
+            stores.append(RedisDeliveryStore(client))
+        else:
+            aclient = redis.asyncio.cluster.RedisCluster.from_url(url)
+            cleanups.append(_closer(runner, aclient))
+            stores.append(RedisDeliveryStore(aclient))
+    store, other = (Driver(each, runner) for each in stores)
+    recipe = ("cluster", url, False, runner is not None)
+    return Case(kind, store, other, lease=0.2, late=0.35, recipe=recipe, cleanups=cleanups)
+
+
+def _closer(
+    runner: asyncio.Runner, client: redis.asyncio.Redis | redis.asyncio.RedisCluster
+) -> Callable[[], None]:
     def close() -> None:
         runner.run(client.aclose())
 
@@ -175,10 +201,13 @@ def _django_case(kind: str, request: pytest.FixtureRequest) -> Case:
 
 @pytest.fixture(params=STORE_KINDS)
 def case(request: pytest.FixtureRequest) -> Iterator[Case]:
-    """Each store in turn: in memory, Redis (sync, asyncio, bytes and str), Django's caches."""
+    """Each store in turn: in memory, Redis (sync, asyncio, bytes and str), Redis Cluster (sync
+    and asyncio), Django's caches."""
     kind: str = request.param
     runner = asyncio.Runner() if kind.endswith(("-async", "-async-str")) else None
-    if kind.startswith("memory"):
+    if kind.startswith("cluster"):
+        built = _cluster_case(kind, request.getfixturevalue("redis_cluster_url"), runner)
+    elif kind.startswith("memory"):
         memory = InMemoryDeliveryStore()
         # One process: the "other" store is the same object, as every thread would share it.
         built = Case(kind, Driver(memory, runner), Driver(memory, runner), 0.2, 0.35, None)
@@ -193,6 +222,24 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
             cleanup()
         if runner is not None:
             runner.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[list[Service]]:
+    """A private three-node Redis Cluster for the whole session."""
+    with redis_cluster_service() as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: list[Service]) -> Iterator[str]:
+    """``redis://`` URL of the test cluster's first node, every node flushed after each test."""
+    yield f"redis://{redis_cluster[0].address}/0"
+    import redis
+
+    for node in redis_cluster:
+        with redis.Redis(host="127.0.0.1", port=node.port) as client:
+            client.flushall()
 
 
 @pytest.fixture(scope="module")

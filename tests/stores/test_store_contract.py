@@ -244,7 +244,12 @@ def test_a_nonsense_lease_is_refused_and_changes_nothing(
 
 def test_describe_names_the_store(case: Case) -> None:
     described = case.store.store.describe()
-    expected = {"memory": "in-memory", "redis": "redis://127.0.0.1:", "django": "Django cache"}
+    expected = {
+        "memory": "in-memory",
+        "redis": "redis://127.0.0.1:",
+        "cluster": "Redis Cluster via 127.0.0.1:",
+        "django": "Django cache",
+    }
     assert described.startswith(expected[case.name.split("-")[0]])
 
 

@@ -22,7 +22,13 @@ import pytest
 
 from tests.support.servers import HOST, free_port
 
-__all__ = ["Service", "memcached_service", "redis_service", "require_binary"]
+__all__ = [
+    "Service",
+    "memcached_service",
+    "redis_cluster_service",
+    "redis_service",
+    "require_binary",
+]
 
 _INSTALL_HINT = {
     "redis-server": "apt-get install redis-server (Debian/Ubuntu) or brew install redis",
@@ -128,6 +134,52 @@ def redis_service() -> Iterator[Service]:
     """A private ``redis-server`` on a free port of 127.0.0.1 (``redis://127.0.0.1:PORT/0``)."""
     with _service("redis-server", _redis_argv) as service:
         yield service
+
+
+@contextlib.contextmanager
+def redis_cluster_service(nodes: int = 3) -> Iterator[list[Service]]:
+    """A private Redis Cluster: ``nodes`` primaries on free loopback ports, the slots shared out.
+
+    Built with the cluster commands themselves (``CLUSTER ADDSLOTSRANGE``, ``CLUSTER MEET``), so
+    that only redis-server and redis-py are needed; ready once every node says ``cluster_state:ok``.
+    """
+    import redis
+
+    path = require_binary("redis-server")
+    with contextlib.ExitStack() as stack:
+        services: list[Service] = []
+        for _ in range(nodes):
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="redis-cluster-"))
+            port = free_port()
+            argv = _redis_argv(path, port, workdir)
+            argv += ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
+            argv += ["--cluster-config-file", f"{workdir}/nodes.conf"]
+            service = Service(argv, port, Path(workdir))
+            service.start()
+            stack.callback(service.stop)
+            services.append(service)
+        clients = [redis.Redis(host=HOST, port=service.port) for service in services]
+        for client in clients:
+            stack.callback(client.close)
+        share = 16384 // nodes
+        for number, client in enumerate(clients):
+            last = 16383 if number == nodes - 1 else (number + 1) * share - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", number * share, last)  # type: ignore[no-untyped-call]
+        for service in services[1:]:
+            bus = int(service.argv[service.argv.index("--cluster-port") + 1])
+            clients[0].execute_command("CLUSTER", "MEET", HOST, service.port, bus)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + 30
+        while not all(_cluster_ready(client, nodes) for client in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test Redis Cluster did not come up within 30 s")
+            time.sleep(0.05)
+        yield services
+
+
+def _cluster_ready(client: object, nodes: int) -> bool:
+    info = client.execute_command("CLUSTER", "INFO")  # type: ignore[attr-defined]
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_state:ok" in text and f"cluster_known_nodes:{nodes}" in text
 
 
 @contextlib.contextmanager
