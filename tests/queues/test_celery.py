@@ -307,6 +307,38 @@ def test_a_routed_queue_receives_the_job_under_its_own_name(redis_url: str) -> N
     assert _queued(redis_url) == []
 
 
+def test_a_message_with_more_of_the_job_in_it_is_built_by_celery_for_every_job(
+    redis_url: str,
+) -> None:
+    from celery import Celery
+    from celery.app.amqp import AMQP
+
+    from messages_integrations import WebhookRouter
+    from messages_integrations.queues import CeleryQueue
+
+    class JobStampingAMQP(AMQP):  # type: ignore[misc]
+        """Celery's message builder with a header naming the job, as a plugin might add."""
+
+        def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+            message = super().as_task_v2(task_id, name, *args, **kwargs)
+            message.headers["x-job"] = f"stamped {task_id}"
+            return message
+
+    stamping = Celery("stamping_tests", broker=redis_url, amqp=JobStampingAMQP)
+    jobs = [job(), job()]
+    try:
+        queue = CeleryQueue(stamping, router=WebhookRouter())
+        for each in jobs:
+            queue.enqueue(each)
+    finally:
+        stamping.close()
+    messages = _queued(redis_url)
+    assert [message["headers"]["id"] for message in messages] == [j.key for j in jobs]
+    assert [message["headers"]["x-job"] for message in messages] == [
+        f"stamped {j.key}" for j in jobs
+    ]
+
+
 def test_jobs_enqueued_at_once_from_an_event_loop_are_each_handled_once(
     celery_app: ModuleType, celery_worker: Worker, records: Any
 ) -> None:
