@@ -392,8 +392,15 @@ class _RedisPush(_Publisher):
                 template = self._template
                 if template is None or template.pid != os.getpid():
                     template = self._template = _MessageTemplate.work_out(self)
-        if template.fixed is None:  # a Celery whose message this module cannot fill in
-            return self._built_by_celery(job)
+        # The worker acknowledges the message by this tag, and Redis keeps it until then.
+        tag = f"{template.tag_prefix}{next(template.tags)}"
+        if template.content is None:  # a Celery whose message this module cannot fill in
+            headers, properties, body, _ = _task_message(
+                self._app, job, sent_event=False, amqp=self._amqp
+            )
+            content_type, encoding, data = _kombu_json(body)
+            properties.update(self._properties, delivery_tag=tag)
+            return _envelope(data, content_type, encoding, headers, properties)
         headers = {
             **template.headers,
             "id": job.key,
@@ -401,41 +408,35 @@ class _RedisPush(_Publisher):
             "argsrepr": _argsrepr(job),
         }
         properties = {
-            **template.properties,
+            **self._properties,
             "correlation_id": job.key,
             "reply_to": self._app.thread_oid,
-            # The worker acknowledges the message by this tag, and Redis keeps it until then.
-            "delivery_tag": f"{template.tag_prefix}{next(template.tags)}",
+            "delivery_tag": tag,
         }
-        body = _to_json(((job.to_dict(),), {}, template.embed))
-        return _to_json(
-            {
-                "body": base64.b64encode(body).decode("ascii"),
-                **template.fixed,
-                "headers": headers,
-                "properties": properties,
-            }
-        )
+        data = _to_json(((job.to_dict(),), {}, template.embed))
+        return _envelope(data, *template.content, headers, properties)
 
-    def _built_by_celery(self, job: Job) -> bytes:
-        """The same message, built by Celery's and kombu's own code for this one job."""
-        headers, properties, body, _ = _task_message(
-            self._app, job, sent_event=False, amqp=self._amqp
-        )
-        content_type, encoding, data = _kombu_json(body)
-        properties.update(self._properties)
-        properties["delivery_tag"] = str(uuid.uuid4())
-        envelope = {
+
+_to_json = msgspec.json.Encoder().encode
+
+
+def _envelope(
+    data: bytes,
+    content_type: str,
+    encoding: str,
+    headers: dict[str, Any],
+    properties: dict[str, Any],
+) -> bytes:
+    """One message as kombu's Redis transport stores it in a queue's list."""
+    return _to_json(
+        {
             "body": base64.b64encode(data).decode("ascii"),
             "content-encoding": encoding,
             "content-type": content_type,
             "headers": headers,
             "properties": properties,
         }
-        return _to_json(envelope)
-
-
-_to_json = msgspec.json.Encoder().encode
+    )
 
 
 def _kombu_json(body: object) -> tuple[str, str, bytes]:
@@ -460,18 +461,16 @@ class _MessageTemplate:
         self,
         pid: int,
         *,
-        fixed: dict[str, str] | None = None,
+        content: tuple[str, str] | None = None,
         headers: dict[str, Any] | None = None,
-        properties: dict[str, Any] | None = None,
         embed: object = None,
     ) -> None:
         self.pid = pid
         # Unique delivery tags without a uuid4 each (5 µs): random per process, then counted.
         self.tag_prefix = f"{uuid.uuid4()}."
         self.tags = itertools.count()
-        self.fixed = fixed  # None: build each message with Celery
+        self.content = content  # content type and encoding; None: Celery builds each message
         self.headers = headers or {}
-        self.properties = properties or {}
         self.embed = embed
 
     @classmethod
@@ -499,9 +498,8 @@ class _MessageTemplate:
             return cls(pid)
         return cls(
             pid,
-            fixed={"content-encoding": encoding, "content-type": content_type},
+            content=(content_type, encoding),
             headers={name: value for name, value in headers.items() if name not in _JOB_HEADERS},
-            properties=dict(push._properties),
             embed=body[2],
         )
 
