@@ -39,6 +39,7 @@ from ._background import (
 )
 from ._config import STORE_SETTING, Options, coerce_store
 from ._errors import ConfigurationError
+from ._redis_connections import AsyncConnections, Connections
 from ._router import WebhookRouter, default_router
 from ._store import InMemoryDeliveryStore
 
@@ -303,10 +304,11 @@ class _RedisPush(_Publisher):
     The message is Celery's own: its headers and properties are taken once per process from
     Celery's message builder, and each job fills in what is its own (its id, its argument, the
     tag the worker acknowledges it by), so that a job costs an encoding and one ``LPUSH``. The
-    push goes through one redis-py client kept for the queue's lifetime, on the connection pool
-    kombu built from the broker settings (kombu itself builds a new client for every publish,
-    which costs more than the round trip); from an event loop, through a ``redis.asyncio``
-    client of that loop with the same connection settings. While anything listens to Celery's
+    push goes on connections kept for the queue's lifetime, taken from the pool kombu built from
+    the broker settings (kombu itself builds a new client for every publish, which costs more
+    than the round trip), without redis-py's per-command pool checks (see
+    ``_redis_connections``); from an event loop, on connections of a ``redis.asyncio`` pool of
+    that loop with the same connection settings. While anything listens to Celery's
     publish signals, jobs go through Celery's own sender.
     """
 
@@ -349,6 +351,7 @@ class _RedisPush(_Publisher):
         }
         self._template: _MessageTemplate | None = None
         self._template_lock = threading.Lock()
+        self._connections = Connections(client)
         self._loop_clients = _LoopClients(client.connection_pool)
 
     def publish(self, job: Job) -> None:
@@ -358,31 +361,31 @@ class _RedisPush(_Publisher):
         payload = self._payload(job)
         for delay in self._delays:
             try:
-                self._client.lpush(self._queue_name, payload)
+                self._connections.execute("LPUSH", self._queue_name, payload)
             except self._retried:
                 # Pushed twice if the first reply was lost: the job's key runs it once anyway.
                 time.sleep(delay)
             else:
                 return
-        self._client.lpush(self._queue_name, payload)
+        self._connections.execute("LPUSH", self._queue_name, payload)
 
     async def apublish(self, job: Job) -> None:
         if any(signal.receivers for signal in self._signals):
             await asyncio.to_thread(self._fallback.publish, job)
             return
-        client = await self._loop_clients.get()
-        if client is None:  # connection settings redis.asyncio cannot take
+        connections = await self._loop_clients.get()
+        if connections is None:  # connection settings redis.asyncio cannot take
             await asyncio.to_thread(self.publish, job)
             return
         payload = self._payload(job)
         for delay in self._delays:
             try:
-                await client.lpush(self._queue_name, payload)
+                await connections.execute("LPUSH", self._queue_name, payload)
             except self._retried:
                 await asyncio.sleep(delay)
             else:
                 return
-        await client.lpush(self._queue_name, payload)
+        await connections.execute("LPUSH", self._queue_name, payload)
 
     def _payload(self, job: Job) -> bytes:
         """The JSON kombu's Redis transport stores in the queue's list for ``job``."""
@@ -548,16 +551,17 @@ def _asyncio_pool_settings(pool: Any) -> tuple[type[Any], dict[str, Any]] | None
 
 
 class _LoopClients:
-    """One ``redis.asyncio`` client per event loop, closed when ``asyncio.run`` ends its loop."""
+    """One ``redis.asyncio`` pool per event loop, disconnected when ``asyncio.run`` ends its loop
+    (its connections in use by :class:`AsyncConnections` included)."""
 
     def __init__(self, pool: Any) -> None:
         self._settings = _asyncio_pool_settings(pool)
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncConnections, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
 
-    async def get(self) -> Any:
-        """This loop's client (made at its first job), or None to publish from a thread."""
+    async def get(self) -> AsyncConnections | None:
+        """This loop's connections (made at its first job), or None to publish from a thread."""
         if self._settings is None:
             return None
         loop = asyncio.get_running_loop()
@@ -567,9 +571,9 @@ class _LoopClients:
 
             connection_class, settings = self._settings
             pool = redis.asyncio.ConnectionPool(connection_class=connection_class, **settings)
-            client = redis.asyncio.Redis(connection_pool=pool)
+            connections = AsyncConnections(redis.asyncio.Redis(connection_pool=pool))
             closer = _close_with_loop(pool)
-            entry = self._loops[loop] = (client, closer)
+            entry = self._loops[loop] = (connections, closer)
             # An async generator started on a loop is finalized by the loop's
             # shutdown_asyncgens(), which asyncio.run() and uvicorn call before closing it.
             await anext(closer)
