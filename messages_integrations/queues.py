@@ -117,8 +117,8 @@ class CeleryQueue(TaskQueue):
     ``queue`` is the Celery queue name (the app's default when None); ``store`` is the store
     the workers share to run each delivery once (default: ``MESSAGES_WEBHOOK_STORE``).
 
-    Publishing is worked out once, at the first job: the task's route, and on a Redis broker a
-    redis-py client kept for the queue's lifetime, so that each job costs one ``LPUSH`` of the
+    Publishing is worked out once, at the first job: the task's route, and on a Redis broker
+    connections kept for the queue's lifetime, so that each job costs one ``LPUSH`` of the
     message Celery would publish. Other brokers, and apps set up beyond the plain case (sent
     events, compression, priorities, exchanges of their own, Sentinel), publish through Celery's
     own message sender, as does every job while something listens to Celery's publish signals;
