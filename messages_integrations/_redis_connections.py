@@ -29,6 +29,12 @@ __all__ = ["IDLE_CHECK", "AsyncConnections", "Connections"]
 IDLE_CHECK = 1.0
 
 
+def _told_to_reconnect(connection: Any) -> bool:
+    # A server about to move asks its clients to reconnect (redis-py's maintenance notices).
+    should_reconnect = getattr(connection, "should_reconnect", None)
+    return should_reconnect is not None and bool(should_reconnect())
+
+
 def _wants_command_name(pool: Any) -> bool:
     # redis-py before 5.3 requires a command name (unused) in get_connection(); later versions
     # deprecate passing one.
@@ -40,12 +46,12 @@ def _wants_command_name(pool: Any) -> bool:
 
 
 class Connections:
-    """Commands on connections of a sync redis-py client's pool; safe from several threads."""
+    """Commands on connections of a sync redis-py connection pool; safe from several threads."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, pool: Any) -> None:
         from redis.exceptions import ResponseError
 
-        self._pool = client.connection_pool
+        self._pool = pool
         self._reply_error = ResponseError
         self._command_name = _wants_command_name(self._pool)
         self._idle: list[tuple[Any, float]] = []
@@ -88,23 +94,21 @@ class Connections:
 def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
     connection.send_command(*command)
     reply = connection.read_response()
-    # A server about to move asks its clients to reconnect (redis-py's maintenance notices).
-    should_reconnect = getattr(connection, "should_reconnect", None)
-    if should_reconnect is not None and should_reconnect():
+    if _told_to_reconnect(connection):
         connection.disconnect()
     return reply
 
 
 class AsyncConnections:
-    """Commands on connections of a ``redis.asyncio`` client's pool, from one event loop.
+    """Commands on connections of a ``redis.asyncio`` connection pool, from one event loop.
 
     The caller keeps one per event loop and disconnects the pool when the loop ends.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, pool: Any) -> None:
         from redis.exceptions import ResponseError
 
-        self._pool = client.connection_pool
+        self._pool = pool
         self._reply_error = ResponseError
         self._command_name = _wants_command_name(self._pool)
         self._idle: list[tuple[Any, float]] = []
@@ -116,8 +120,7 @@ class AsyncConnections:
         async def round_trip() -> Any:
             await connection.send_command(*command)
             reply = await connection.read_response()
-            should_reconnect = getattr(connection, "should_reconnect", None)
-            if should_reconnect is not None and should_reconnect():
+            if _told_to_reconnect(connection):
                 await connection.disconnect()
             return reply
 

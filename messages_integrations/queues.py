@@ -317,7 +317,7 @@ class _RedisPush(_Publisher):
         app: Any,
         *,
         connection: Any,
-        client: Any,
+        pool: Any,
         queue_name: str,
         delivery_mode: int,
         fallback: _Publisher,
@@ -327,8 +327,7 @@ class _RedisPush(_Publisher):
 
         self._app = app
         self._amqp = app.amqp  # a lazy attribute of the app, looked up once
-        self._connection = connection  # owns the pool the client uses: kept open with it
-        self._client = client
+        self._connection = connection  # owns the pool: kept open with it
         self._queue_name = queue_name
         self._fallback = fallback
         self._retried = (redis.ConnectionError, redis.TimeoutError)
@@ -351,8 +350,8 @@ class _RedisPush(_Publisher):
         }
         self._template: _MessageTemplate | None = None
         self._template_lock = threading.Lock()
-        self._connections = Connections(client)
-        self._loop_clients = _LoopClients(client.connection_pool)
+        self._connections = Connections(pool)
+        self._loop_connections = _LoopConnections(pool)
 
     def publish(self, job: Job) -> None:
         if any(signal.receivers for signal in self._signals):
@@ -373,7 +372,7 @@ class _RedisPush(_Publisher):
         if any(signal.receivers for signal in self._signals):
             await asyncio.to_thread(self._fallback.publish, job)
             return
-        connections = await self._loop_clients.get()
+        connections = await self._loop_connections.get()
         if connections is None:  # connection settings redis.asyncio cannot take
             await asyncio.to_thread(self.publish, job)
             return
@@ -550,7 +549,7 @@ def _asyncio_pool_settings(pool: Any) -> tuple[type[Any], dict[str, Any]] | None
     return twin, settings
 
 
-class _LoopClients:
+class _LoopConnections:
     """One ``redis.asyncio`` pool per event loop, disconnected when ``asyncio.run`` ends its loop
     (its connections in use by :class:`AsyncConnections` included)."""
 
@@ -571,7 +570,7 @@ class _LoopClients:
 
             connection_class, settings = self._settings
             pool = redis.asyncio.ConnectionPool(connection_class=connection_class, **settings)
-            connections = AsyncConnections(redis.asyncio.Redis(connection_pool=pool))
+            connections = AsyncConnections(pool)
             closer = _close_with_loop(pool)
             entry = self._loops[loop] = (connections, closer)
             # An async generator started on a loop is finalized by the loop's
@@ -667,13 +666,11 @@ def _redis_publisher(app: Any, route: dict[str, Any], general: _Publisher) -> _P
     except BaseException:
         connection.release()
         raise
-    import redis
-
     mode = getattr(target.exchange, "delivery_mode", None) or conf.task_default_delivery_mode
     return _RedisPush(
         app,
         connection=connection,
-        client=redis.Redis(connection_pool=channel.pool),
+        pool=channel.pool,
         queue_name=target.name,
         delivery_mode=DELIVERY_MODES.get(mode, mode),
         fallback=general,

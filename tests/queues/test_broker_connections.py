@@ -36,7 +36,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_before_the_next_c
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_redis_connections, "IDLE_CHECK", 0.05)
-    connections = Connections(sync_client(redis_url))
+    connections = Connections(sync_client(redis_url).connection_pool)
     first = connections.execute("CLIENT", "ID")
     with redis.Redis.from_url(redis_url) as admin:
         assert admin.client_kill_filter(_id=first) == 1
@@ -46,7 +46,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_before_the_next_c
 
 
 def test_an_error_reply_keeps_the_connection_and_the_next_reply_is_its_own(redis_url: str) -> None:
-    connections = Connections(sync_client(redis_url))
+    connections = Connections(sync_client(redis_url).connection_pool)
     connections.execute("SET", "a-string", "value")
     first = connections.execute("CLIENT", "ID")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
@@ -58,7 +58,7 @@ def test_an_error_reply_keeps_the_connection_and_the_next_reply_is_its_own(redis
 def test_a_command_that_timed_out_does_not_hand_its_late_reply_to_the_next(
     redis_url: str,
 ) -> None:
-    connections = Connections(sync_client(redis_url, socket_timeout=0.2))
+    connections = Connections(sync_client(redis_url, socket_timeout=0.2).connection_pool)
     with pytest.raises(redis.TimeoutError):
         connections.execute("BLPOP", "nothing-comes", 1)
     time.sleep(1.0)  # the BLPOP's own answer (nil) has arrived by now on the old connection
@@ -68,7 +68,7 @@ def test_a_command_that_timed_out_does_not_hand_its_late_reply_to_the_next(
 def test_a_cancelled_command_does_not_hand_its_late_reply_to_the_next(redis_url: str) -> None:
     async def main() -> Any:
         client = redis.asyncio.Redis.from_url(redis_url, retry=NO_RETRY)
-        connections = AsyncConnections(client)
+        connections = AsyncConnections(client.connection_pool)
         waiting = asyncio.ensure_future(connections.execute("BLPOP", "nothing-comes", 1))
         await asyncio.sleep(0.2)
         waiting.cancel()
@@ -89,7 +89,7 @@ def _child_client_id(connections: Connections, answers: Any) -> None:
 def test_a_forked_child_uses_a_connection_of_its_own_and_leaves_the_parent_s_alone(
     redis_url: str,
 ) -> None:
-    connections = Connections(sync_client(redis_url))
+    connections = Connections(sync_client(redis_url).connection_pool)
     parent = connections.execute("CLIENT", "ID")
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
