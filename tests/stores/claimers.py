@@ -21,28 +21,28 @@ Recipe = tuple[Any, ...]
 LEASE = 60.0
 
 
+def redis_client(recipe: Recipe) -> Any:
+    """The redis-py client of a "redis" or "cluster" recipe: sync or asyncio, bytes or str."""
+    import redis
+    import redis.asyncio
+
+    kind, url, decode, use_asyncio = recipe
+    factories: dict[tuple[str, bool], Any] = {
+        ("redis", False): redis.Redis,
+        ("redis", True): redis.asyncio.Redis,
+        ("cluster", False): redis.RedisCluster,
+        ("cluster", True): redis.asyncio.RedisCluster,
+    }
+    return factories[kind, use_asyncio].from_url(url, decode_responses=decode)
+
+
 def build(recipe: Recipe) -> DeliveryStore:
     """A store from a recipe, in this process (Django is configured here for a Django recipe)."""
     kind = recipe[0]
-    if kind == "redis":
-        import redis
-        import redis.asyncio
-
+    if kind in ("redis", "cluster"):
         from messages_integrations.stores import RedisDeliveryStore
 
-        _, url, decode, use_asyncio = recipe
-        factory = redis.asyncio.Redis if use_asyncio else redis.Redis
-        return RedisDeliveryStore(factory.from_url(url, decode_responses=decode))
-    if kind == "cluster":
-        import redis.asyncio.cluster
-        import redis.cluster
-
-        from messages_integrations.stores import RedisDeliveryStore
-
-        _, url, decode, use_asyncio = recipe
-        if use_asyncio:
-            return RedisDeliveryStore(redis.asyncio.cluster.RedisCluster.from_url(url))
-        return RedisDeliveryStore(redis.cluster.RedisCluster.from_url(url))
+        return RedisDeliveryStore(redis_client(recipe))
     if kind == "django":
         import django
         from django.conf import settings

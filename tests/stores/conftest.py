@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from messages_integrations import Claim, DeliveryStore, InMemoryDeliveryStore
-from tests.stores.claimers import Recipe
+from tests.stores.claimers import Recipe, redis_client
 from tests.support.servers import free_port
 from tests.support.services import Service, redis_cluster_service, require_binary
 
@@ -127,47 +127,17 @@ STORE_KINDS = [
 
 
 def _redis_case(kind: str, url: str, runner: asyncio.Runner | None) -> Case:
-    import redis
-    import redis.asyncio
-
     from messages_integrations.stores import RedisDeliveryStore
 
-    decode = kind.endswith("-str")
+    family = "cluster" if kind.startswith("cluster") else "redis"
+    recipe = (family, url, kind.endswith("-str"), runner is not None)
     stores: list[RedisDeliveryStore] = []
     cleanups: list[Callable[[], None]] = []
     for _ in range(2):
-        if runner is None:
-            client = redis.Redis.from_url(url, decode_responses=decode)
-            cleanups.append(client.close)
-            stores.append(RedisDeliveryStore(client))
-        else:
-            aclient = redis.asyncio.Redis.from_url(url, decode_responses=decode)
-            cleanups.append(_closer(runner, aclient))
-            stores.append(RedisDeliveryStore(aclient))
+        client = redis_client(recipe)
+        cleanups.append(client.close if runner is None else _closer(runner, client))
+        stores.append(RedisDeliveryStore(client))
     store, other = (Driver(each, runner) for each in stores)
-    recipe = ("redis", url, decode, runner is not None)
-    return Case(kind, store, other, lease=0.2, late=0.35, recipe=recipe, cleanups=cleanups)
-
-
-def _cluster_case(kind: str, url: str, runner: asyncio.Runner | None) -> Case:
-    import redis.asyncio.cluster
-    import redis.cluster
-
-    from messages_integrations.stores import RedisDeliveryStore
-
-    stores: list[RedisDeliveryStore] = []
-    cleanups: list[Callable[[], None]] = []
-    for _ in range(2):
-        if runner is None:
-            client = redis.cluster.RedisCluster.from_url(url)
-            cleanups.append(client.close)
-            stores.append(RedisDeliveryStore(client))
-        else:
-            aclient = redis.asyncio.cluster.RedisCluster.from_url(url)
-            cleanups.append(_closer(runner, aclient))
-            stores.append(RedisDeliveryStore(aclient))
-    store, other = (Driver(each, runner) for each in stores)
-    recipe = ("cluster", url, False, runner is not None)
     return Case(kind, store, other, lease=0.2, late=0.35, recipe=recipe, cleanups=cleanups)
 
 
@@ -208,7 +178,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
     kind: str = request.param
     runner = asyncio.Runner() if kind.endswith(("-async", "-async-str")) else None
     if kind.startswith("cluster"):
-        built = _cluster_case(kind, request.getfixturevalue("redis_cluster_url"), runner)
+        built = _redis_case(kind, request.getfixturevalue("redis_cluster_url"), runner)
     elif kind.startswith("memory"):
         memory = InMemoryDeliveryStore()
         # One process: the "other" store is the same object, as every thread would share it.
