@@ -504,6 +504,11 @@ class Delivery:
             receiver._release_soon(self)
             self._failed(error)
 
+    @property
+    def body(self) -> bytes:
+        """The body as read and verified (empty before the delivery is accepted)."""
+        return self._raw
+
     # --- the handlers ---------------------------------------------------------------------------
 
     def dispatch(self) -> None:

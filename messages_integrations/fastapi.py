@@ -7,8 +7,7 @@ before; every refusal is answered with the same status and JSON as every other a
 # No `from __future__ import annotations`: older FastAPI releases cannot resolve string
 # annotations on a callable instance's __call__, and would take `request` for a query parameter.
 
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any, Unpack
 
 from fastapi import HTTPException, Request
@@ -19,7 +18,7 @@ from ._config import EndpointOptions
 from ._events import Event
 from ._handling import Refused, WebhookResponse
 from ._startup import build_receiver
-from .starlette import _ClientDisconnected
+from .starlette import BodyChunks, _ClientDisconnected
 
 __all__ = ["MessagesWebhook", "WebhookAnswer"]
 
@@ -53,7 +52,8 @@ class MessagesWebhook:
     The router's handlers (``router=``, the default router unless given) run first. The delivery
     counts as handled once the route returns; if the route raises (or is cancelled), the delivery
     is released so that the sender's retry runs it again. Give the middleware and the dependency
-    the same ``store`` to share de-duplication between them.
+    the same ``store`` to share de-duplication between them. The route can read the verified
+    body again (``await request.body()``).
     """
 
     def __init__(self, *, path: str = "(FastAPI dependency)", **options: Unpack[EndpointOptions]):
@@ -62,23 +62,23 @@ class MessagesWebhook:
     async def __call__(self, request: Request) -> AsyncIterator[Event[Any]]:
         """Yield the verified event to the route, then record whether the route succeeded."""
         _install_answer_handler(request)
-        async with aclosing(_body_chunks(request)) as body:
-            delivery = self.receiver.aaccept(request.method, request.headers.raw, body)
-            route_ran = False
-            try:
-                # Leaving the block counts every exit, cancellation too: a lease left behind
-                # would answer 409 to every retry until it expires.
-                async with delivery as event:
-                    await delivery.adispatch()
-                    route_ran = True
-                    yield event
-            except Refused as refused:
-                raise WebhookAnswer(refused.response) from None
-            except Exception:
-                if route_ran:
-                    raise  # the route's own error: FastAPI answers it as for any route
-                assert delivery.response is not None  # a handler failed: the library's 500
-                raise WebhookAnswer(delivery.response) from None
+        delivery = self.receiver.aaccept(request.method, request.scope["headers"], _body(request))
+        route_ran = False
+        try:
+            # Leaving the block counts every exit, cancellation too: a lease left behind
+            # would answer 409 to every retry until it expires.
+            async with delivery as event:
+                request._body = delivery.body  # the route may read the body again
+                await delivery.adispatch()
+                route_ran = True
+                yield event
+        except Refused as refused:
+            raise WebhookAnswer(refused.response) from None
+        except Exception:
+            if route_ran:
+                raise  # the route's own error: FastAPI answers it as for any route
+            assert delivery.response is not None  # a handler failed: the library's 500
+            raise WebhookAnswer(delivery.response) from None
 
 
 def _install_answer_handler(request: Request) -> None:
@@ -87,6 +87,34 @@ def _install_answer_handler(request: Request) -> None:
     handlers = request.scope.get("starlette.exception_handlers")
     if handlers and WebhookAnswer not in handlers[0]:
         handlers[0][WebhookAnswer] = _answer
+
+
+def _body(request: Request) -> AsyncIterable[bytes]:
+    # Straight from the server's messages; the body that another dependency has read already is
+    # kept by the request (Starlette's own cache of it).
+    if hasattr(request, "_body"):
+        return _ReadBefore(request._body)
+    if request._stream_consumed:
+        return _body_chunks(request)  # Starlette's own error: the body is gone
+    return BodyChunks(request.receive)
+
+
+class _ReadBefore:
+    """A body read before the dependency ran, as one chunk."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> "_ReadBefore":
+        return self
+
+    async def __anext__(self) -> bytes:
+        body, self._body = self._body, None
+        if body is None:
+            raise StopAsyncIteration
+        return body
 
 
 async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import anyio
 import pytest
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 
 from messages_integrations import (
     Claim,
@@ -142,6 +142,55 @@ async def test_duplicate_delivery_does_not_run_the_route_again(
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json()["status"] == "duplicate"
     assert len(calls) == 1
+
+
+async def test_route_reads_the_verified_body_again(router: WebhookRouter) -> None:
+    verified_event = MessagesWebhook(secret=SECRET, router=router)
+    app = FastAPI()
+
+    @app.post("/webhooks")
+    async def receive(
+        event: Annotated[Event[Any], Depends(verified_event)], request: Request
+    ) -> dict[str, Any]:
+        body, document = await request.body(), await request.json()
+        return {"event": event.event, "body": body.decode(), "json": document["event"]}
+
+    delivery = build_delivery("reaction.added", secret=SECRET)
+    async with asgi_client(app) as client:
+        response = await post_delivery(client, delivery)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "event": "reaction.added",
+        "body": delivery.body.decode(),
+        "json": "reaction.added",
+    }
+
+
+async def test_body_read_by_an_earlier_dependency_is_verified(router: WebhookRouter) -> None:
+    verified_event = MessagesWebhook(secret=SECRET, router=router)
+    app = FastAPI()
+    sizes: list[int] = []
+
+    async def body_size(request: Request) -> int:
+        sizes.append(len(await request.body()))
+        return sizes[-1]
+
+    @app.post("/webhooks", dependencies=[Depends(body_size)])
+    async def receive(event: Annotated[Event[Any], Depends(verified_event)]) -> dict[str, str]:
+        return {"handled": event.event}
+
+    good = build_delivery("reaction.added", secret=SECRET)
+    forged = build_delivery("reaction.added", secret="not the secret")
+    # The body is not read from the server twice: that would wait for more of it forever.
+    with anyio.fail_after(10):
+        async with asgi_client(app) as client:
+            accepted = await post_delivery(client, good)
+            refused = await post_delivery(client, forged)
+
+    assert (accepted.status_code, accepted.json()) == (200, {"handled": "reaction.added"})
+    assert refused.status_code == 401
+    assert sizes == [len(good.body), len(forged.body)]
 
 
 @pytest.mark.parametrize("failure", ["crash", "http"])
