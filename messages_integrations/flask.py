@@ -40,6 +40,7 @@ _WHERE = "app.config or the environment"
 _KEYS = tuple(setting_name(name) for name in OPTION_NAMES)
 _UNSETS = (UNSET,) * len(_KEYS)
 # Every method reaches the core, so that all but POST get its JSON 405 with ``Allow: POST``.
+_JSON_ONLY = (("content-type", "application/json"),)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 #: The ``flask messages`` command group, added to the app by every webhook blueprint.
@@ -110,7 +111,10 @@ def _answer() -> Response:
         result = receiver.handle(req.method, environ_headers(environ), body)
     # result.close_connection is not sent as a Connection header: PEP 3333 leaves hop-by-hop
     # headers to the WSGI server, which drains or closes a connection with an unread body itself.
-    return Response(result.body, result.status, list(result.headers))
+    headers = result.headers
+    if headers == _JSON_ONLY:  # most answers: no Headers built from a list
+        return Response(result.body, result.status, content_type=_JSON_ONLY[0][1])
+    return Response(result.body, result.status, list(headers))
 
 
 def create_blueprint(
