@@ -59,10 +59,15 @@ class Connections:
 
     def execute(self, *command: Any) -> Any:
         """Send ``command`` and read its reply; an error reply raises, as in redis-py."""
+        return self.execute_packed(None, command)
+
+    def execute_packed(self, packed: list[bytes] | None, command: tuple[Any, ...] = ()) -> Any:
+        """Send a command already in Redis's protocol (else ``command``) and read its reply."""
         connection = self._take()
         try:
             return connection.retry.call_with_retry(
-                lambda: _round_trip(connection, command), lambda _error: connection.disconnect()
+                lambda: _round_trip(connection, packed, command),
+                lambda _error: connection.disconnect(),
             )
         except self._reply_error:
             raise  # the reply was read whole: the connection is ready for its next command
@@ -91,8 +96,11 @@ class Connections:
         return connection
 
 
-def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
-    connection.send_command(*command)
+def _round_trip(connection: Any, packed: list[bytes] | None, command: tuple[Any, ...]) -> Any:
+    if packed is None:
+        connection.send_command(*command)
+    else:
+        connection.send_packed_command(packed)
     reply = connection.read_response()
     if _told_to_reconnect(connection):
         connection.disconnect()
@@ -115,10 +123,19 @@ class AsyncConnections:
 
     async def execute(self, *command: Any) -> Any:
         """Send ``command`` and read its reply; an error reply raises, as in redis-py."""
+        return await self.execute_packed(None, command)
+
+    async def execute_packed(
+        self, packed: list[bytes] | None, command: tuple[Any, ...] = ()
+    ) -> Any:
+        """Send a command already in Redis's protocol (else ``command``) and read its reply."""
         connection = await self._take()
 
         async def round_trip() -> Any:
-            await connection.send_command(*command)
+            if packed is None:
+                await connection.send_command(*command)
+            else:
+                await connection.send_packed_command(packed)
             reply = await connection.read_response()
             if _told_to_reconnect(connection):
                 await connection.disconnect()
