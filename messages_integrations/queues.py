@@ -392,8 +392,9 @@ class _RedisPush(_Publisher):
 
     def _lpush(self, payload: bytes) -> list[bytes]:
         """``LPUSH <queue> <payload>`` in Redis's protocol (RESP): the command and the queue's
-        name are the same for every job, so only the payload's length is written per job."""
-        return [self._lpush_head, b"$%d\r\n" % len(payload), payload, b"\r\n"]
+        name are the same for every job, so only the payload's length is written per job.
+        One buffer: redis-py's sync connection sends each item of the list on its own."""
+        return [b"%s$%d\r\n%s\r\n" % (self._lpush_head, len(payload), payload)]
 
     def _payload(self, job: Job) -> bytes:
         """The JSON kombu's Redis transport stores in the queue's list for ``job``."""
