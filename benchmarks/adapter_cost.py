@@ -52,6 +52,13 @@ APPS_IN_PROCESS = [
     InProcess("Starlette", "starlette_app:app", "asgi", "/bare"),
     InProcess("FastAPI, middleware", "fastapi_app:app", "asgi", "/bare"),
     InProcess("FastAPI, dependency", "fastapi_app:app", "asgi", "/bare", "/dependency"),
+    InProcess(
+        "FastAPI, dependency, against a hand-written dependency",
+        "fastapi_app:app",
+        "asgi",
+        "/bare-dependency",
+        "/dependency",
+    ),
     InProcess("Flask", "flask_app:app", "wsgi", "/bare"),
     InProcess("Django, WSGI", "django_app:wsgi", "wsgi", "/bare"),
     InProcess(

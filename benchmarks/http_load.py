@@ -144,6 +144,20 @@ APPS_UNDER_TEST = [
     ),
 ]
 
+#: Shown beside the targets, not measured against one: the library's dependency against a
+#: hand-written dependency that does the floor's work through the same FastAPI machinery.
+COMPARISONS = [
+    App(
+        "FastAPI, dependency, against a hand-written dependency",
+        "uvicorn",
+        "fastapi_app:app",
+        "/bare-dependency",
+        ("fastapi", "uvicorn"),
+        adapter_path="/dependency",
+        required=1.0,
+    ),
+]
+
 
 @dataclass
 class Trial:
@@ -446,7 +460,7 @@ def run(seconds: float = 2.0, trials: int = 5, connections: int = 16) -> Section
     results: list[Result] = []
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-http-") as folder:
-        for app in APPS_UNDER_TEST:
+        for app in [*APPS_UNDER_TEST, *COMPARISONS]:
             if not app.available():
                 skipped.append(app.name)
                 continue
@@ -482,6 +496,7 @@ def run(seconds: float = 2.0, trials: int = 5, connections: int = 16) -> Section
             note=result.note,
         )
         for result in results
+        if result.app not in COMPARISONS
     ]
     return Section("HTTP: adapter against a hand-written endpoint", "\n\n".join(lines), targets)
 
