@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["IDLE_CHECK", "AsyncConnections", "Connections"]
@@ -59,15 +60,25 @@ class Connections:
 
     def execute(self, *command: Any) -> Any:
         """Send ``command`` and read its reply; an error reply raises, as in redis-py."""
-        return self.execute_packed(None, command)
+        return self._round_trip(lambda connection: connection.send_command(*command))
 
-    def execute_packed(self, packed: list[bytes] | None, command: tuple[Any, ...] = ()) -> Any:
-        """Send a command already in Redis's protocol (else ``command``) and read its reply."""
+    def execute_packed(self, packed: list[bytes]) -> Any:
+        """:meth:`execute` for a command already in Redis's protocol."""
+        return self._round_trip(lambda connection: connection.send_packed_command(packed))
+
+    def _round_trip(self, send: Callable[[Any], None]) -> Any:
         connection = self._take()
+
+        def round_trip() -> Any:
+            send(connection)
+            reply = connection.read_response()
+            if _told_to_reconnect(connection):
+                connection.disconnect()
+            return reply
+
         try:
             return connection.retry.call_with_retry(
-                lambda: _round_trip(connection, packed, command),
-                lambda _error: connection.disconnect(),
+                round_trip, lambda _error: connection.disconnect()
             )
         except self._reply_error:
             raise  # the reply was read whole: the connection is ready for its next command
@@ -96,17 +107,6 @@ class Connections:
         return connection
 
 
-def _round_trip(connection: Any, packed: list[bytes] | None, command: tuple[Any, ...]) -> Any:
-    if packed is None:
-        connection.send_command(*command)
-    else:
-        connection.send_packed_command(packed)
-    reply = connection.read_response()
-    if _told_to_reconnect(connection):
-        connection.disconnect()
-    return reply
-
-
 class AsyncConnections:
     """Commands on connections of a ``redis.asyncio`` connection pool, from one event loop.
 
@@ -123,19 +123,17 @@ class AsyncConnections:
 
     async def execute(self, *command: Any) -> Any:
         """Send ``command`` and read its reply; an error reply raises, as in redis-py."""
-        return await self.execute_packed(None, command)
+        return await self._round_trip(lambda connection: connection.send_command(*command))
 
-    async def execute_packed(
-        self, packed: list[bytes] | None, command: tuple[Any, ...] = ()
-    ) -> Any:
-        """Send a command already in Redis's protocol (else ``command``) and read its reply."""
+    async def execute_packed(self, packed: list[bytes]) -> Any:
+        """:meth:`execute` for a command already in Redis's protocol."""
+        return await self._round_trip(lambda connection: connection.send_packed_command(packed))
+
+    async def _round_trip(self, send: Callable[[Any], Awaitable[None]]) -> Any:
         connection = await self._take()
 
         async def round_trip() -> Any:
-            if packed is None:
-                await connection.send_command(*command)
-            else:
-                await connection.send_packed_command(packed)
+            await send(connection)
             reply = await connection.read_response()
             if _told_to_reconnect(connection):
                 await connection.disconnect()
