@@ -7,18 +7,17 @@ before; every refusal is answered with the same status and JSON as every other a
 # No `from __future__ import annotations`: older FastAPI releases cannot resolve string
 # annotations on a callable instance's __call__, and would take `request` for a query parameter.
 
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Unpack
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
-from starlette.requests import ClientDisconnect
 
 from ._config import EndpointOptions
 from ._events import Event
 from ._handling import Refused, WebhookResponse
 from ._startup import build_receiver
-from .starlette import BodyChunks, _ClientDisconnected
+from .starlette import BodyChunks
 
 __all__ = ["MessagesWebhook", "WebhookAnswer"]
 
@@ -90,36 +89,8 @@ def _install_answer_handler(request: Request) -> None:
 
 
 def _body(request: Request) -> AsyncIterable[bytes]:
-    # Straight from the server's messages; the body that another dependency has read already is
-    # kept by the request (Starlette's own cache of it).
-    if hasattr(request, "_body"):
-        return _ReadBefore(request._body)
-    if request._stream_consumed:
-        return _body_chunks(request)  # Starlette's own error: the body is gone
+    # Straight from the server's messages, unless something before the route has read them:
+    # then Starlette's stream gives the body it kept, or its own error if it kept none.
+    if hasattr(request, "_body") or request._stream_consumed:
+        return request.stream()
     return BodyChunks(request.receive)
-
-
-class _ReadBefore:
-    """A body read before the dependency ran, as one chunk."""
-
-    __slots__ = ("_body",)
-
-    def __init__(self, body: bytes) -> None:
-        self._body: bytes | None = body
-
-    def __aiter__(self) -> "_ReadBefore":
-        return self
-
-    async def __anext__(self) -> bytes:
-        body, self._body = self._body, None
-        if body is None:
-            raise StopAsyncIteration
-        return body
-
-
-async def _body_chunks(request: Request) -> AsyncGenerator[bytes, None]:
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
-        raise _ClientDisconnected from None

@@ -27,7 +27,13 @@ from ._config import (
     setting_name,
 )
 from ._errors import ConfigurationError
-from ._handling import BodyTooLarge, WebhookReceiver, environ_headers, not_configured
+from ._handling import (
+    BodyTooLarge,
+    WebhookReceiver,
+    WebhookResponse,
+    environ_headers,
+    not_configured,
+)
 from ._startup import announce, describe, enable_exporters
 from ._store import InMemoryDeliveryStore
 
@@ -37,10 +43,11 @@ logger = logging.getLogger("messages_integrations")
 
 _EXTENSION = "messages_integrations"
 _WHERE = "app.config or the environment"
+#: The headers of most answers: the content type alone, which Response takes without a list.
+_CONTENT_TYPE_ONLY = WebhookResponse(200, b"").headers
 _KEYS = tuple(setting_name(name) for name in OPTION_NAMES)
 _UNSETS = (UNSET,) * len(_KEYS)
 # Every method reaches the core, so that all but POST get its JSON 405 with ``Allow: POST``.
-_JSON_ONLY = (("content-type", "application/json"),)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 #: The ``flask messages`` command group, added to the app by every webhook blueprint.
@@ -111,10 +118,9 @@ def _answer() -> Response:
         result = receiver.handle(req.method, environ_headers(environ), body)
     # result.close_connection is not sent as a Connection header: PEP 3333 leaves hop-by-hop
     # headers to the WSGI server, which drains or closes a connection with an unread body itself.
-    headers = result.headers
-    if headers == _JSON_ONLY:  # most answers: no Headers built from a list
-        return Response(result.body, result.status, content_type=_JSON_ONLY[0][1])
-    return Response(result.body, result.status, list(headers))
+    if result.headers == _CONTENT_TYPE_ONLY:
+        return Response(result.body, result.status, content_type=result.content_type)
+    return Response(result.body, result.status, list(result.headers))
 
 
 def create_blueprint(
