@@ -88,21 +88,24 @@ class App:
     env: tuple[tuple[str, str], ...] = ()
     #: The adapter's requests/s must reach this share of the bare endpoint's.
     required: float = 0.95
+    #: Server worker processes (the HTTP benchmark runs one).
+    workers: int = 1
 
     def available(self) -> bool:
         """Whether the framework and the server are installed."""
         return all(importlib.util.find_spec(name) is not None for name in self.needs)
 
     def argv(self, port: int) -> list[str]:
-        """The server command, one worker process on 127.0.0.1."""
+        """The server command on 127.0.0.1."""
         if self.server == "uvicorn":
             return [
                 "-m", "uvicorn", self.target, "--host", HOST, "--port", str(port),
-                "--workers", "1", "--no-access-log", "--log-level", "warning",
+                "--workers", str(self.workers), "--no-access-log", "--log-level", "warning",
             ]  # fmt: skip
         return [
-            "-m", "gunicorn", self.target, "--bind", f"{HOST}:{port}", "--workers", "1",
-            "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+            "-m", "gunicorn", self.target, "--bind", f"{HOST}:{port}",
+            "--workers", str(self.workers), "--worker-class", "gthread", "--threads", "4",
+            "--log-level", "warning",
         ]  # fmt: skip
 
 

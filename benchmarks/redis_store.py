@@ -10,7 +10,10 @@ answered request are the commands per delivery (each carries the store operation
 the previous one was on its way: a delivery alone costs two, one to claim and one to mark done),
 and the reads it made from its clients (``total_reads_processed``) the round trips.
 
-    python benchmarks/redis_store.py [--seconds 2] [--trials 3] [--connections 16]
+    python benchmarks/redis_store.py [--seconds 2] [--trials 3] [--connections 16] [--workers 1]
+
+``--workers`` starts that many server worker processes per app (gunicorn's ``--workers``,
+uvicorn's ``--workers``); ``nox -s bench`` records one.
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ def measure(
             load(port, path, warm, 0, 5000, min(1.0, seconds), connections).requests_per_second
             for port, path in endpoints.values()
         )
-        per_trial = int(rate * seconds * 1.5) + 1000
+        # Enough fresh deliveries for a trial faster than the warm-up (several workers warm up).
+        per_trial = int(rate * seconds * 3) + 5000
         for number in range(trials):
             pool = folder / f"trial-{number}.deliveries"
             write_deliveries(pool, per_trial)  # fresh ids: each store sees each id once
@@ -142,7 +146,7 @@ def _row(result: Result) -> list[str]:
     ]
 
 
-def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section:
+def run(seconds: float = 2.0, trials: int = 3, connections: int = 16, workers: int = 1) -> Section:
     """Measure every installed adapter on Redis; return the table and the targets."""
     title = "Redis store: adapter on Redis against in-memory and bare"
     try:
@@ -152,6 +156,9 @@ def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section
     if shutil.which("redis-server") is None:
         return Section(title, "redis-server is not installed, so not measured.")
     generator = "wrk (1 thread)" if shutil.which("wrk") else "the asyncio client of http_load.py"
+    processes = (
+        "one server worker process" if workers == 1 else f"{workers} server worker processes"
+    )
     results: list[Result] = []
     skipped: list[str] = []
     with redis_server() as port, tempfile.TemporaryDirectory(prefix="bench-redis-") as folder:
@@ -160,6 +167,7 @@ def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section
             if not app.available():
                 skipped.append(app.name)
                 continue
+            app = dataclasses.replace(app, workers=workers)
             results.append(measure(app, url, seconds, trials, connections, Path(folder)))
     headers = [
         "framework",
@@ -176,7 +184,7 @@ def run(seconds: float = 2.0, trials: int = 3, connections: int = 16) -> Section
     ]
     lines = [
         f"{trials} trials of {seconds:g} s per endpoint, the three endpoints in a rotating order, "
-        f"{connections} keep-alive connections from {generator}; one server worker process "
+        f"{connections} keep-alive connections from {generator}; {processes} "
         "per app, and a redis-server on 127.0.0.1 sharing the same cores. Figures are "
         "medians; ratio ranges are over the trial rounds. Each request is a `reaction.added` "
         "(382 B) with its own signature and a delivery id never sent before. Commands: the "
@@ -210,8 +218,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    section = run(args.seconds, args.trials, args.connections)
+    section = run(args.seconds, args.trials, args.connections, args.workers)
     print(f"## {section.title}\n\n{section.markdown}")
     for target in section.targets:
         print(" | ".join(target.row()))
