@@ -69,9 +69,10 @@ def _registry_name(registry: CollectorRegistry) -> str:
 class _LocalMetrics:
     """The metrics of one process, kept here and read by prometheus-client at each scrape.
 
-    Each delivery updates a few plain numbers under one lock; the metric families are built
-    only when ``/metrics`` is read. prometheus-client's own Counter and Histogram would take
-    several Python calls and locks per update, more than the rest of what observing costs.
+    Each delivery is counted without a lock and each handler run timed under one; the metric
+    families are built only when ``/metrics`` is read. prometheus-client's own Counter and
+    Histogram would take several Python calls and locks per update, more than the rest of what
+    observing costs.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -81,14 +82,15 @@ class _LocalMetrics:
         self._bounds: tuple[float, ...] = tuple(Histogram.DEFAULT_BUCKETS)
         self._lock = threading.Lock()
         self._acquire, self._release = self._lock.acquire, self._lock.release
-        # Started deliveries are counted by an itertools.count: one call into C, atomic, no
-        # lock; a scrape reads it by drawing one more number (see collect()).
-        self._starts = itertools.count()
-        self._draws = 0
-        self.started: Callable[[], object] = self._starts.__next__
-        self._finished = 0
-        # Keyed by the event name as received: signed bodies only, so the set stays small.
-        self._counts: dict[tuple[str | None, str], int] = {}
+        # Counts are itertools.count objects, each counting by drawing its next number: one call
+        # into C, atomic, no lock. A scrape reads one by drawing a number too, less the numbers
+        # earlier scrapes drew (_drawn, see _read()).
+        self.started: Callable[[], int] = itertools.count().__next__
+        self._finish: Callable[[], int] = itertools.count().__next__
+        # Per (event, outcome), keyed by the event name as received: signed bodies only, so the
+        # set stays small.
+        self._tallies: dict[tuple[str | None, str], Callable[[], int]] = {}
+        self._drawn: dict[object, int] = {}
         #: per (event, handler, failed): a count per bucket, then the sum of the durations; keyed
         #: by the handler itself (its name is only needed at a scrape)
         self._timings: dict[tuple[str, Handler | str, bool], list[float]] = {}
@@ -115,14 +117,19 @@ class _LocalMetrics:
 
     def delivered(self, event: str | None, outcome: Outcome, started: bool) -> None:
         """Count one delivery (and, if its handlers ran, no longer as in progress)."""
-        key = (event, outcome)
-        self._acquire()
-        try:
-            self._counts[key] = self._counts.get(key, 0) + 1
-            if started:
-                self._finished += 1
-        finally:
-            self._release()
+        tally = self._tallies.get((event, outcome))
+        if tally is None:
+            with self._lock:  # two threads meeting a new pair share one count
+                tally = self._tallies.setdefault((event, outcome), itertools.count().__next__)
+        tally()
+        if started:
+            self._finish()
+
+    def _read(self, key: object, draw: Callable[[], int]) -> int:
+        # Under the lock: the number drawn now, less the numbers earlier scrapes drew.
+        drawn = self._drawn.get(key, 0)
+        self._drawn[key] = drawn + 1
+        return draw() - drawn
 
     def collect(self) -> Iterator[Any]:
         """The three metric families, for prometheus-client's exposition."""
@@ -134,11 +141,12 @@ class _LocalMetrics:
         from prometheus_client.utils import floatToGoString
 
         with self._lock:
-            counts = dict(self._counts)
+            counts = {key: self._read(key, tally) for key, tally in self._tallies.items()}
             timings = {key: list(slots) for key, slots in self._timings.items()}
-            # Every started() drew one number, and so did every earlier scrape.
-            running = next(self._starts) - self._draws - self._finished
-            self._draws += 1
+            # Finished first: a delivery that starts and ends between the two draws is counted
+            # as running, never as less than none.
+            finished = self._read("finished", self._finish)
+            running = self._read("started", self.started) - finished
         deliveries = CounterMetricFamily(*_DELIVERIES, labels=["event", "outcome"])
         totals: dict[tuple[str, str], int] = {}
         for (event, outcome), count in counts.items():

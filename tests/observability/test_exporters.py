@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,37 @@ def test_handler_timings_are_kept_per_event_handler_and_outcome(
     assert (
         value(samples, runs, event="typing.started", handler=f"{name}.fail", outcome="failed") == 1
     )
+    assert value(samples, "messages_webhook_in_progress") == 0
+
+
+def test_deliveries_counted_in_several_threads_add_up_however_often_scraped(
+    registry: CollectorRegistry, router: WebhookRouter
+) -> None:
+    receiver = WebhookReceiver(secret=SECRET, router=router)
+    deliveries = [build_delivery("reaction.added", secret=SECRET) for _ in range(8 * 150)]
+    done = threading.Event()
+    scraped: list[float] = []
+
+    def scrape() -> None:
+        while not done.is_set():  # scrapes draw from the same counts as the deliveries
+            scraped.append(_delivered(registry))
+
+    def deliver(share: list[Any]) -> None:
+        for delivery in share:
+            assert receiver.handle("POST", delivery.headers, delivery.body).status == 200
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    workers = [threading.Thread(target=deliver, args=(deliveries[i::8],)) for i in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    done.set()
+    scraper.join()
+    assert scraped == sorted(scraped)  # never goes back
+    assert _delivered(registry) == _delivered(registry) == 8 * 150
+    samples = parse_metrics(prometheus.exposition(registry)[0].decode())
     assert value(samples, "messages_webhook_in_progress") == 0
 
 
