@@ -157,7 +157,6 @@ COMPARISONS = [
         "/bare-dependency",
         ("fastapi", "uvicorn"),
         adapter_path="/dependency",
-        required=1.0,
     ),
 ]
 
